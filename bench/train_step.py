@@ -1,0 +1,60 @@
+"""One-bit vs float training step time of the same WRN, alternated in one run.
+
+    python bench/train_step.py [--models wrn_20_1,wrn_16_4] [--rounds 12]
+
+Target (issue 2): one-bit / float step-time ratio <= 1.05.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+from common import alternate, median, save  # noqa: E402
+
+import keras_onebit as kob  # noqa: E402
+
+flags.DEFINE_list("models", ["wrn_20_1", "wrn_16_4"], "Registered model names.")
+flags.DEFINE_integer("batch", 64, "Batch size.")
+flags.DEFINE_integer("rounds", 12, "Alternated timing rounds.")
+flags.DEFINE_integer("steps", 3, "Training steps per timing.")
+FLAGS = flags.FLAGS
+
+
+def step_fn(name, binary, x, y):
+    keras.utils.set_random_seed(0)
+    model = kob.models.get(name, binary=binary)
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+                  loss="sparse_categorical_crossentropy")
+    model.train_on_batch(x, y)  # trace and warm up
+    model.train_on_batch(x, y)
+    return lambda: model.train_on_batch(x, y)
+
+
+def bench_model(name):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.integers(0, 256, (FLAGS.batch, 32, 32, 3)).astype(np.float32))
+    y = tf.constant(rng.integers(0, 10, (FLAGS.batch,)))
+    fns = {"one_bit": step_fn(name, True, x, y), "float": step_fn(name, False, x, y)}
+    times = alternate(fns, FLAGS.rounds, FLAGS.steps)
+    one_bit, float_ = median(times["one_bit"]), median(times["float"])
+    row = {"model": name, "batch": FLAGS.batch, "one_bit_s": one_bit, "float_s": float_,
+           "ratio": one_bit / float_, "images_per_s_one_bit": FLAGS.batch / one_bit,
+           "images_per_s_float": FLAGS.batch / float_}
+    print(f"{name}: one-bit {one_bit * 1e3:.1f} ms/step, float {float_ * 1e3:.1f} ms/step, "
+          f"ratio {row['ratio']:.3f} ({row['images_per_s_one_bit']:.0f} images/s one-bit)")
+    return row
+
+
+def main(_):
+    rows = [bench_model(name) for name in FLAGS.models]
+    print("saved", save("train_step", {"threads": os.cpu_count(), "rows": rows}))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,18 @@
+"""keras_onebit: Keras 3 networks that store one bit per weight.
+
+    import keras_onebit as kob
+    model = kob.models.wrn_20_10(binary=True)
+    kob.summary(model)
+"""
+
+__version__ = "0.1.0"
+
+from keras_onebit import layers, models, quantizers
+from keras_onebit.layers import BinaryConv2D, BinaryDense, ZeroChannels
+from keras_onebit.quantizers import ApproxSign, SignWeight, SteSign
+from keras_onebit.summary import summary
+
+__all__ = [
+    "ApproxSign", "BinaryConv2D", "BinaryDense", "SignWeight", "SteSign",
+    "ZeroChannels", "layers", "models", "quantizers", "summary",
+]

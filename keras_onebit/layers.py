@@ -1,0 +1,174 @@
+"""One-bit Keras layers: `BinaryConv2D` and `BinaryDense`.
+
+Each keeps a latent float kernel (what the optimizer updates) and uses
+`kernel_quantizer(kernel)` in the forward pass, `alpha * sign(W)` by default.
+`binary=False` makes the same layer an ordinary float layer, so the float
+twin of a model is one argument away. Defaults follow McDonnell (ICLR 2018):
+He-normal latent weights and no bias.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_onebit import quantizers
+
+
+class OneBitKernelMixin:
+    """What the binary layers share: quantizers, deploy view, config."""
+
+    def _init_onebit(self, binary, scale, gradient, input_quantizer):
+        self.binary = bool(binary)
+        self.scale = scale
+        self.gradient = gradient
+        self.kernel_quantizer = (
+            quantizers.SignWeight(scale, gradient) if self.binary else None
+        )
+        self.input_quantizer = quantizers.get(input_quantizer)
+
+    def forward_kernel(self, kernel=None):
+        """The kernel the forward pass uses (+-alpha when binary)."""
+        kernel = self.kernel if kernel is None else kernel
+        if self.kernel_quantizer is None:
+            return kernel
+        return self.kernel_quantizer(kernel)
+
+    def quantize_input(self, inputs):
+        if self.input_quantizer is None:
+            return inputs
+        return self.input_quantizer(inputs)
+
+    def sign_bits(self):
+        """Boolean array, True where the latent weight is >= 0 (bit 1 = +1)."""
+        return ops.convert_to_numpy(self.kernel) >= 0
+
+    def kernel_alpha(self):
+        """float32 scale: shape () per layer or (C_out,) per channel."""
+        alpha = self.kernel_quantizer.alpha(self.kernel)
+        return np.asarray(ops.convert_to_numpy(alpha), dtype=np.float32)
+
+    def _onebit_config(self):
+        return {
+            "binary": self.binary,
+            "scale": self.scale,
+            "gradient": self.gradient,
+            "input_quantizer": quantizers.serialize(self.input_quantizer),
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_onebit")
+class BinaryConv2D(OneBitKernelMixin, keras.layers.Conv2D):
+    """2D convolution with one-bit weights.
+
+    Args:
+        filters, kernel_size, strides, padding, ...: as `keras.layers.Conv2D`.
+        binary: if False the layer is a plain float Conv2D.
+        scale: `"he"` (constant sqrt(2 / fan_in), default), `"mean_abs"`
+            (per output channel), `"none"`, or a float. See `SignWeight`.
+        gradient: `"ste"` (default), `"clipped"` or `"magnitude_aware"`.
+        input_quantizer: None (real activations, default), `"approx_sign"`
+            (Bi-Real Net), `"ste_sign"`, or a quantizer instance.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        binary=True,
+        scale="he",
+        gradient="ste",
+        input_quantizer=None,
+        use_bias=False,
+        kernel_initializer="he_normal",
+        **kwargs,
+    ):
+        super().__init__(
+            filters,
+            kernel_size,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            **kwargs,
+        )
+        self._init_onebit(binary, scale, gradient, input_quantizer)
+
+    def convolution_op(self, inputs, kernel):
+        return super().convolution_op(
+            self.quantize_input(inputs), self.forward_kernel(kernel)
+        )
+
+    def get_config(self):
+        return {**super().get_config(), **self._onebit_config()}
+
+
+@keras.saving.register_keras_serializable(package="keras_onebit")
+class BinaryDense(OneBitKernelMixin, keras.layers.Dense):
+    """Densely connected layer with one-bit weights.
+
+    Args: as `keras.layers.Dense`, plus `binary`, `scale`, `gradient` and
+    `input_quantizer` as in `BinaryConv2D`.
+    """
+
+    def __init__(
+        self,
+        units,
+        binary=True,
+        scale="he",
+        gradient="ste",
+        input_quantizer=None,
+        use_bias=False,
+        kernel_initializer="he_normal",
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            **kwargs,
+        )
+        self._init_onebit(binary, scale, gradient, input_quantizer)
+
+    def call(self, inputs, training=None):
+        x = ops.matmul(self.quantize_input(inputs), self.forward_kernel())
+        if self.bias is not None:
+            x = ops.add(x, self.bias)
+        if self.activation is not None:
+            x = self.activation(x)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), **self._onebit_config()}
+
+
+@keras.saving.register_keras_serializable(package="keras_onebit")
+class ZeroChannels(keras.layers.Layer):
+    """Appends zero channels up to `channels` (the WRN down-block shortcut).
+
+    Real channels come first, then zeros: `concatenate([x, zeros])`.
+    """
+
+    def __init__(self, channels, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+
+    def call(self, inputs):
+        extra = self.channels - inputs.shape[-1]
+        if extra < 0:
+            raise ValueError(
+                f"ZeroChannels({self.channels}) got {inputs.shape[-1]} channels."
+            )
+        pad = [[0, 0]] * (len(inputs.shape) - 1) + [[0, extra]]
+        return ops.pad(inputs, pad)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.channels,)
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
+BINARY_LAYERS = (BinaryConv2D, BinaryDense)
+
+
+def is_binary(layer):
+    """True for a layer whose kernel is stored as one bit per weight."""
+    return isinstance(layer, BINARY_LAYERS) and layer.binary

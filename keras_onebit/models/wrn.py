@@ -1,0 +1,126 @@
+"""Wide residual networks exactly as in McDonnell (ICLR 2018), CIFAR form.
+
+WRN-D-k has D = 6n + 2 weight layers: a stem conv, three stages of n
+pre-activation blocks (widths 16k, 32k, 64k) and a 1x1 conv head.
+
+    input (raw pixels 0..255) -> BN (learned scale/offset) -> conv3x3 16k
+    block: BN -> ReLU -> conv3x3 -> BN -> ReLU -> conv3x3, + shortcut
+    down block shortcut: avg pool 3x3 / 2 "same", then zero channels
+    head: BN -> ReLU -> conv1x1 (classes) -> BN -> global avg pool -> softmax
+
+No biases, no dense layer; every BN but the input one has no scale/offset
+(unless `learn_bn=True`, the ImageNet setting); BN epsilon 1e-5.
+"""
+
+import keras
+from keras import layers
+
+from keras_onebit.layers import BinaryConv2D, ZeroChannels
+
+BN_EPSILON = 1e-5
+
+
+def wrn(
+    depth,
+    width,
+    classes=10,
+    binary=True,
+    input_shape=(32, 32, 3),
+    learn_bn=False,
+    weight_decay=5e-4,
+    classifier_activation="softmax",
+    stem_relu=False,
+    weights=None,
+    name=None,
+):
+    """Builds WRN-`depth`-`width` as a functional Keras model.
+
+    Args:
+        depth: weight layers, 6n + 2 (20 -> 3 blocks per stage); 6n + 4
+            is read as Zagoruyko's count (16 -> 2 blocks per stage).
+        width: widening factor k (stage widths 16k, 32k, 64k).
+        classes: number of classes (the width of the 1x1 head conv).
+        binary: one-bit weights (True) or the float twin (False).
+        input_shape: (height, width, channels) of raw pixel input.
+        learn_bn: learned scale/offset in every BN (ImageNet setting).
+        weight_decay: decay on the latent conv weights (Keras L2 gets half).
+        classifier_activation: "softmax", or None for the logits.
+        stem_relu: ReLU after the input BN (the authors' MATLAB code has one).
+        weights: None, a hub model id, a dataset name or a path.
+        name: model name; default "wrn_<depth>_<width>".
+    """
+    blocks = blocks_per_stage(depth)
+    conv = _conv_factory(binary, weight_decay)
+
+    inputs = keras.Input(shape=input_shape, name="pixels")
+    x = _bn("stem_bn", learn=True)(inputs)
+    if stem_relu:
+        x = layers.ReLU(name="stem_relu")(x)
+    x = conv(16 * width, 3, 1, "stem_conv")(x)
+    for stage in range(3):
+        for block in range(blocks):
+            down = stage > 0 and block == 0
+            prefix = f"stage{stage + 1}_block{block + 1}"
+            x = _block(x, 16 * width * 2**stage, down, prefix, conv, learn_bn)
+    x = _bn_relu(x, "head", learn_bn)
+    x = conv(classes, 1, 1, "head_conv")(x)
+    x = _bn("head_bn_out", learn=False)(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    if classifier_activation is not None:
+        x = layers.Activation(classifier_activation, name="predictions")(x)
+    model = keras.Model(inputs, x, name=name or f"wrn_{depth}_{width}")
+    if weights is not None:
+        from keras_onebit import hub
+
+        hub.load_weights_into(model, weights)
+    return model
+
+
+def blocks_per_stage(depth):
+    """n for WRN-depth: depth = 6n + 2 (McDonnell's count), or 6n + 4
+    (Zagoruyko's count, which includes two 1x1 projection shortcuts that this
+    form replaces by pool + zero channels; so WRN-16-4 has n = 2)."""
+    for extra in (2, 4):
+        if depth >= 6 + extra and (depth - extra) % 6 == 0:
+            return (depth - extra) // 6
+    raise ValueError(f"WRN depth must be 6n + 2 or 6n + 4 with n >= 1, got {depth}.")
+
+
+def _block(x, filters, down, prefix, conv, learn_bn):
+    stride = 2 if down else 1
+    y = _bn_relu(x, f"{prefix}_1", learn_bn)
+    y = conv(filters, 3, stride, f"{prefix}_conv1")(y)
+    y = _bn_relu(y, f"{prefix}_2", learn_bn)
+    y = conv(filters, 3, 1, f"{prefix}_conv2")(y)
+    if down:
+        x = layers.AveragePooling2D(3, 2, padding="same", name=f"{prefix}_pool")(x)
+        x = ZeroChannels(filters, name=f"{prefix}_zeros")(x)
+    return layers.Add(name=f"{prefix}_add")([x, y])
+
+
+def _bn(name, learn):
+    return layers.BatchNormalization(
+        epsilon=BN_EPSILON, center=learn, scale=learn, name=name
+    )
+
+
+def _bn_relu(x, prefix, learn_bn):
+    x = _bn(f"{prefix}_bn", learn_bn)(x)
+    return layers.ReLU(name=f"{prefix}_relu")(x)
+
+
+def _conv_factory(binary, weight_decay):
+    regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+
+    def conv(filters, kernel_size, stride, name):
+        return BinaryConv2D(
+            filters,
+            kernel_size,
+            strides=stride,
+            padding="same",
+            binary=binary,
+            kernel_regularizer=regularizer,
+            name=name,
+        )
+
+    return conv

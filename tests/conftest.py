@@ -1,0 +1,28 @@
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared():
+    assert SHARED.is_dir(), f"tests need ../shared beside the repo ({SHARED})"
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def mnist(shared):
+    with np.load(shared / "data" / "mnist.npz", allow_pickle=False) as d:
+        return {k: d[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+
+
+@pytest.fixture(scope="session")
+def cifar10(shared):
+    with np.load(shared / "data" / "cifar10.npz", allow_pickle=False) as d:
+        return {k: d[k] for k in d.files if k != "note"}
