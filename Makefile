@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MODEL ?= default
+BENCHES ?= $(filter-out bench/common.py,$(wildcard bench/*.py))
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: venv test lint bench export-tflite clean
@@ -25,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check keras_onebit tests bench
 
 bench: $(STAMP)
-	$(BIN)/python bench/train_step.py
+	for b in $(BENCHES); do $(BIN)/python $$b || exit 1; done
 
 export-tflite: $(STAMP)
 	$(BIN)/python -m keras_onebit export --model $(MODEL) --out export/
