@@ -1,0 +1,75 @@
+"""`python -m keras_onebit train`: train a model with the papers' recipe.
+
+    python -m keras_onebit train --model wrn_20_1 --dataset cifar10 --epochs 30 \
+        --out runs/wrn_20_1-cifar10-1bit [--float] [--resume] [--hub pretrained]
+"""
+
+import shlex
+import sys
+
+from absl import flags
+
+from keras_onebit.training import distribute
+from keras_onebit.training.loop import RunConfig, set_threads, train
+
+flags.DEFINE_string("model", "wrn_20_1", "Registered model name.")
+flags.DEFINE_string("dataset", "cifar10", "mnist, cifar10, cifar100 or svhn.")
+flags.DEFINE_integer("epochs", 30, "Epochs; SGDR cycles end at 2, 6, 14, 30, 62, 126, 254.")
+flags.DEFINE_bool("float", False, "Train the full-precision twin with the same recipe.")
+flags.DEFINE_integer("batch_size", 125, "Global batch size.")
+flags.DEFINE_float("max_lr", 0.1, "Learning rate at each (re)start.")
+flags.DEFINE_float("min_lr", 1e-5, "Learning rate at the end of each cycle.")
+flags.DEFINE_integer("first_cycle", 2, "Epochs in the first cosine cycle (each next doubles).")
+flags.DEFINE_float("weight_decay", 5e-4, "Decay on latent conv weights (Keras L2 gets half).")
+flags.DEFINE_enum("augmentation", "flip_crop", ["none", "flip_crop", "flip_crop_cutout"],
+                  "Training augmentation (MNIST: none).")
+flags.DEFINE_bool("zero_momentum_at_restart", True, "Zero SGD momentum at each warm restart.")
+flags.DEFINE_integer("recompute_bn_batches", 0,
+                     "If > 0, recompute BN statistics from this many augmented batches at the end.")
+flags.DEFINE_integer("seed", 0, "Seed of weights, shuffling and augmentation.")
+flags.DEFINE_string("data_dir", None, "Data directory (default $KERAS_ONEBIT_DATA or ../shared/data).")
+flags.DEFINE_integer("train_limit", 0, "Use only the first N training images (0: all).")
+flags.DEFINE_string("out", None, "Run folder (default runs/<model id>).")
+flags.DEFINE_bool("resume", False, "Continue from the run folder's last checkpoint.")
+flags.DEFINE_enum("strategy", "default", list(distribute.STRATEGIES), "tf.distribute strategy.")
+flags.DEFINE_list("devices", [], "Devices for --strategy mirrored (default: all GPUs or CPU).")
+flags.DEFINE_string("hub", None, "Also write a hub entry <hub>/<model id>/ (e.g. pretrained).")
+flags.DEFINE_integer("threads", 0, "TensorFlow intra/inter-op threads (0: default).")
+flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 1 progress bar, 2 a line per epoch.")
+FLAGS = flags.FLAGS
+
+
+def config_from_flags():
+    config = RunConfig(
+        model=FLAGS.model, dataset=FLAGS.dataset, epochs=FLAGS.epochs, binary=not FLAGS.float,
+        batch_size=FLAGS.batch_size, max_lr=FLAGS.max_lr, min_lr=FLAGS.min_lr,
+        first_cycle=FLAGS.first_cycle, weight_decay=FLAGS.weight_decay,
+        augmentation=FLAGS.augmentation, zero_momentum_at_restart=FLAGS.zero_momentum_at_restart,
+        recompute_bn_batches=FLAGS.recompute_bn_batches, seed=FLAGS.seed,
+        data_dir=FLAGS.data_dir, train_limit=FLAGS.train_limit, strategy=FLAGS.strategy,
+        devices=tuple(FLAGS.devices), verbose=FLAGS.verbose)
+    config.out_dir = FLAGS.out or f"runs/{config.model_id}"
+    return config
+
+
+def main(argv):
+    del argv
+    import keras
+
+    set_threads(FLAGS.threads)
+    keras.utils.set_random_seed(FLAGS.seed)
+    config = config_from_flags()
+    model, metrics = train(config, resume=FLAGS.resume)
+    print("final:", ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in metrics.items()))
+    if FLAGS.hub and distribute.is_chief():
+        from keras_onebit import hub
+
+        command = "python -m keras_onebit train " + shlex.join(sys.argv[1:])
+        path = hub.save_entry(model, f"{FLAGS.hub}/{config.model_id}", config.model_id,
+                              factory=config.model,
+                              factory_kwargs={"binary": config.binary,
+                                              "classes": model.output_shape[-1]},
+                              dataset=config.dataset, metrics=metrics,
+                              training_command=command)
+        print("hub entry:", path)

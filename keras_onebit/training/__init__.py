@@ -1,0 +1,15 @@
+"""Training recipes of the papers, each usable alone with `model.fit`."""
+
+from keras_onebit.training.augment import augment, cutout, flip, pad_crop
+from keras_onebit.training.batchnorm import recompute_bn_statistics
+from keras_onebit.training.pipeline import eval_dataset, train_dataset
+from keras_onebit.training.schedules import (
+    WarmRestartCosine,
+    ZeroMomentumAtRestart,
+    restart_epochs,
+)
+
+__all__ = [
+    "WarmRestartCosine", "ZeroMomentumAtRestart", "augment", "cutout", "eval_dataset", "flip",
+    "pad_crop", "recompute_bn_statistics", "restart_epochs", "train_dataset",
+]

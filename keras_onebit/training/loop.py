@@ -1,0 +1,178 @@
+"""A training run: the papers' recipe around `model.fit`, with per-epoch
+checkpoints, resume, a CSV log, a training-curve PNG and a final evaluation.
+
+Files in `out_dir`: checkpoint.keras (model + optimizer, every epoch),
+state.json (epochs done), log.csv, curves.png, final.keras, metrics.json.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_onebit import data as datasets
+from keras_onebit import models
+from keras_onebit.training import distribute
+from keras_onebit.training.pipeline import eval_dataset, train_dataset
+from keras_onebit.training.plots import plot_curves
+from keras_onebit.training.schedules import WarmRestartCosine, ZeroMomentumAtRestart
+
+CHECKPOINT, STATE, LOG = "checkpoint.keras", "state.json", "log.csv"
+
+
+@dataclasses.dataclass
+class RunConfig:
+    model: str = "wrn_20_1"
+    dataset: str = "cifar10"
+    epochs: int = 30
+    binary: bool = True
+    batch_size: int = 125
+    max_lr: float = 0.1
+    min_lr: float = 1e-5
+    first_cycle: int = 2
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    augmentation: str = "flip_crop"
+    zero_momentum_at_restart: bool = True
+    recompute_bn_batches: int = 0
+    seed: int = 0
+    data_dir: str | None = None
+    train_limit: int = 0
+    out_dir: str = "runs/wrn_20_1-cifar10-1bit"
+    strategy: str = "default"
+    devices: tuple = ()
+    verbose: int = 1
+
+    @property
+    def model_id(self):
+        return f"{self.model}-{self.dataset}-{'1bit' if self.binary else 'float'}"
+
+
+def write_json(path, value):
+    """Atomic write: a temp file in the same folder, then rename."""
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def save_model_atomic(model, path):
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves model + optimizer and the epoch count after every epoch."""
+
+    def __init__(self, out_dir, is_chief=True):
+        super().__init__()
+        self.out_dir = pathlib.Path(out_dir)
+        self.is_chief = is_chief
+
+    def on_epoch_end(self, epoch, logs=None):
+        target = self.out_dir if self.is_chief else self.out_dir / f"worker_{distribute.task_id()}"
+        target.mkdir(parents=True, exist_ok=True)
+        save_model_atomic(self.model, target / CHECKPOINT)
+        write_json(target / STATE, {"epochs_done": epoch + 1,
+                                    "step": int(self.model.optimizer.iterations.numpy())})
+
+
+class LogLearningRate(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def build(config, steps_per_epoch, input_shape, classes):
+    model = models.get(config.model, binary=config.binary, classes=classes,
+                       input_shape=input_shape, weight_decay=config.weight_decay)
+    schedule = WarmRestartCosine(steps_per_epoch, config.max_lr, config.min_lr,
+                                 config.first_cycle)
+    model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=config.momentum),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def epochs_done(out_dir):
+    state = pathlib.Path(out_dir) / STATE
+    return json.loads(state.read_text())["epochs_done"] if state.is_file() else 0
+
+
+def prepare(config, resume):
+    """Loads the data and builds (or restores) the model inside the strategy."""
+    data = datasets.load_dataset(config.dataset, config.data_dir)
+    if config.train_limit:
+        data["x_train"] = data["x_train"][: config.train_limit]
+        data["y_train"] = data["y_train"][: config.train_limit]
+    steps = len(data["x_train"]) // config.batch_size
+    start = epochs_done(config.out_dir) if resume else 0
+    strategy = distribute.make_strategy(config.strategy, config.devices)
+    with strategy.scope():
+        if start:
+            model = keras.models.load_model(pathlib.Path(config.out_dir) / CHECKPOINT)
+        else:
+            model = build(config, steps, datasets.INPUT_SHAPES[config.dataset],
+                          datasets.CLASSES[config.dataset])
+    return data, model, steps, start
+
+
+def evaluate(model, data):
+    """Top-1 accuracy on the full test set and, if marked, the exact images."""
+    result = {"test_images": len(data["x_test"])}
+    probs = model.predict(eval_dataset(data["x_test"], data["y_test"]), verbose=0)
+    correct = np.argmax(probs, axis=-1) == data["y_test"]
+    result["test_accuracy"] = float(correct.mean())
+    if "test_exact_mask" in data:
+        mask = data["test_exact_mask"]
+        result["exact_test_images"] = int(mask.sum())
+        result["exact_test_accuracy"] = float(correct[mask].mean())
+    return result
+
+
+def validation_split(data):
+    """Per-epoch validation: the exact test images where marked, else all."""
+    mask = data.get("test_exact_mask", np.ones(len(data["y_test"]), bool))
+    return eval_dataset(data["x_test"][mask], data["y_test"][mask])
+
+
+def train(config, resume=False):
+    """Runs (or resumes) a training run; returns the final metrics dict."""
+    out = pathlib.Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data, model, steps, start = prepare(config, resume)
+    if start >= config.epochs:
+        print(f"{out}: all {config.epochs} epochs already done")
+    write_json(out / "config.json", dataclasses.asdict(config))
+    chief = distribute.is_chief()
+    ds = train_dataset(data["x_train"], data["y_train"], config.batch_size, config.seed,
+                       config.augmentation, start_step=start * steps)
+    callbacks = [LogLearningRate(), EpochCheckpoint(out, chief),
+                 keras.callbacks.CSVLogger(str(out / LOG), append=resume and start > 0)]
+    if config.zero_momentum_at_restart:
+        callbacks.append(ZeroMomentumAtRestart(config.first_cycle))
+    model.fit(ds, epochs=config.epochs, initial_epoch=start, steps_per_epoch=steps,
+              validation_data=validation_split(data), callbacks=callbacks,
+              verbose=config.verbose, shuffle=False)
+    if config.recompute_bn_batches:
+        from keras_onebit.training.batchnorm import recompute_bn_statistics
+
+        recompute_bn_statistics(model, ds, config.recompute_bn_batches)
+    metrics = {**evaluate(model, data), "epochs": config.epochs,
+               "train_images": len(data["x_train"])}
+    if chief:
+        save_model_atomic(model, out / "final.keras")
+        write_json(out / "metrics.json", metrics)
+        plot_curves(out / LOG, out / "curves.png", title=config.model_id)
+    return model, metrics
+
+
+def set_threads(threads):
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
