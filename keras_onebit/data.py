@@ -91,7 +91,8 @@ def _load_npz(path):
 class _SafeUnpickler(pickle.Unpickler):
     """Builds only numpy arrays besides plain containers; no other globals."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"),
                ("numpy", "ndarray"), ("numpy", "dtype")}
 
     def find_class(self, module, name):
@@ -121,7 +122,8 @@ def _load_cifar_folder(name, folder):
         train = [_unpickle(folder / f"data_batch_{i}") for i in range(1, 6)]
         test, key = [_unpickle(folder / "test_batch")], b"labels"
     else:
-        train, test, key = [_unpickle(folder / "train")], [_unpickle(folder / "test")], b"fine_labels"
+        train, test = [_unpickle(folder / "train")], [_unpickle(folder / "test")]
+        key = b"fine_labels"
     x_train, y_train = _cifar_arrays(train, key)
     x_test, y_test = _cifar_arrays(test, key)
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}

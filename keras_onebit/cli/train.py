@@ -27,7 +27,8 @@ flags.DEFINE_bool("zero_momentum_at_restart", True, "Zero SGD momentum at each w
 flags.DEFINE_integer("recompute_bn_batches", 0,
                      "If > 0, recompute BN statistics from this many augmented batches at the end.")
 flags.DEFINE_integer("seed", 0, "Seed of weights, shuffling and augmentation.")
-flags.DEFINE_string("data_dir", None, "Data directory (default $KERAS_ONEBIT_DATA or ../shared/data).")
+flags.DEFINE_string("data_dir", None,
+                    "Data directory (default $KERAS_ONEBIT_DATA or ../shared/data).")
 flags.DEFINE_integer("train_limit", 0, "Use only the first N training images (0: all).")
 flags.DEFINE_string("out", None, "Run folder (default runs/<model id>).")
 flags.DEFINE_bool("resume", False, "Continue from the run folder's last checkpoint.")
