@@ -13,7 +13,7 @@ No biases, no dense layer; every BN but the input one has no scale/offset
 """
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from keras_onebit.layers import BinaryConv2D, ZeroChannels
 
@@ -30,6 +30,7 @@ def wrn(
     weight_decay=5e-4,
     classifier_activation="softmax",
     stem_relu=False,
+    padding="same",
     weights=None,
     name=None,
 ):
@@ -46,11 +47,17 @@ def wrn(
         weight_decay: decay on the latent conv weights (Keras L2 gets half).
         classifier_activation: "softmax", or None for the logits.
         stem_relu: ReLU after the input BN (the authors' MATLAB code has one).
+        padding: "same" (Keras/TF: a stride-2 conv or pool on an even size
+            pads bottom/right only), or "symmetric" (MatConvNet, the MATLAB
+            weights: a 1-pixel zero pad on every side, then "valid", for the
+            stride-2 convs and the 3x3 shortcut pools).
         weights: None, a hub model id, a dataset name or a path.
         name: model name; default "wrn_<depth>_<width>".
     """
     blocks = blocks_per_stage(depth)
-    conv = _conv_factory(binary, weight_decay)
+    if padding not in ("same", "symmetric"):
+        raise ValueError(f'padding must be "same" or "symmetric", got {padding!r}.')
+    conv = _conv_factory(binary, weight_decay, padding == "symmetric")
 
     inputs = keras.Input(shape=input_shape, name="pixels")
     x = _bn("stem_bn", learn=True)(inputs)
@@ -61,7 +68,7 @@ def wrn(
         for block in range(blocks):
             down = stage > 0 and block == 0
             prefix = f"stage{stage + 1}_block{block + 1}"
-            x = _block(x, 16 * width * 2**stage, down, prefix, conv, learn_bn)
+            x = _block(x, 16 * width * 2**stage, down, prefix, conv, learn_bn, padding)
     x = _bn_relu(x, "head", learn_bn)
     x = conv(classes, 1, 1, "head_conv")(x)
     x = _bn("head_bn_out", learn=False)(x)
@@ -86,14 +93,17 @@ def blocks_per_stage(depth):
     raise ValueError(f"WRN depth must be 6n + 2 or 6n + 4 with n >= 1, got {depth}.")
 
 
-def _block(x, filters, down, prefix, conv, learn_bn):
+def _block(x, filters, down, prefix, conv, learn_bn, padding="same"):
     stride = 2 if down else 1
     y = _bn_relu(x, f"{prefix}_1", learn_bn)
     y = conv(filters, 3, stride, f"{prefix}_conv1")(y)
     y = _bn_relu(y, f"{prefix}_2", learn_bn)
     y = conv(filters, 3, 1, f"{prefix}_conv2")(y)
-    if down:
+    if down and padding == "symmetric":
+        x = SymmetricAveragePooling2D(3, 2, name=f"{prefix}_pool")(x)
+    elif down:
         x = layers.AveragePooling2D(3, 2, padding="same", name=f"{prefix}_pool")(x)
+    if down:
         x = ZeroChannels(filters, name=f"{prefix}_zeros")(x)
     return layers.Add(name=f"{prefix}_add")([x, y])
 
@@ -109,18 +119,51 @@ def _bn_relu(x, prefix, learn_bn):
     return layers.ReLU(name=f"{prefix}_relu")(x)
 
 
-def _conv_factory(binary, weight_decay):
+def _conv_factory(binary, weight_decay, symmetric=False):
     regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
 
     def conv(filters, kernel_size, stride, name):
-        return BinaryConv2D(
+        layer = BinaryConv2D(
             filters,
             kernel_size,
             strides=stride,
-            padding="same",
+            padding="valid" if symmetric and stride > 1 else "same",
             binary=binary,
             kernel_regularizer=regularizer,
             name=name,
         )
+        if not (symmetric and stride > 1):
+            return layer
+        pad = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")
+        return lambda x: layer(pad(x))
 
     return conv
+
+
+@keras.saving.register_keras_serializable(package="keras_onebit")
+class SymmetricAveragePooling2D(layers.Layer):
+    """MatConvNet's average pool: pad pool_size // 2 on every side, then
+    "valid"; padded cells are not counted in the mean (unlike a ZeroPadding2D
+    + AveragePooling2D pair). The MATLAB WRN weights need it: on a 32x32 map
+    the 3x3/2 windows start at row -1, where Keras "same" starts at row 0."""
+
+    def __init__(self, pool_size=3, strides=2, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size, self.strides = int(pool_size), int(strides)
+
+    def call(self, inputs):
+        p = self.pool_size // 2
+        pad = [[0, 0], [p, p], [p, p], [0, 0]]
+
+        def pool(t):
+            return ops.average_pool(ops.pad(t, pad), self.pool_size, self.strides, "valid")
+
+        return pool(inputs) / pool(ops.ones_like(inputs[..., :1]))
+
+    def compute_output_shape(self, input_shape):
+        p, k, s = self.pool_size // 2, self.pool_size, self.strides
+        size = [None if d is None else (d + 2 * p - k) // s + 1 for d in input_shape[1:3]]
+        return (input_shape[0], *size, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}
