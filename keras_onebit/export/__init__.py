@@ -17,5 +17,9 @@ from keras_onebit.export.packed import (
     read_manifest,
     save_packed,
 )
+from keras_onebit.export.tflite import FORMATS, convert, export_tflite
 
-__all__ = ["ExportError", "limit_bytes", "load_packed", "read_manifest", "save_packed"]
+__all__ = [
+    "FORMATS", "ExportError", "convert", "export_tflite", "limit_bytes", "load_packed",
+    "read_manifest", "save_packed",
+]

@@ -1,0 +1,160 @@
+"""TFLite Micro: 1-bit lookup-table compression, arena size, C source.
+
+`compress(int8_bytes)` finds every CONV_2D / DEPTHWISE_CONV_2D /
+FULLY_CONNECTED filter holding at most two values per output channel (the
+binary kernels, +-127 after int8 quantization) and compresses it with
+tflite-micro's LookUpTableCompression(index_bitwidth=1, PerChannel(axis=0)):
+one bit per weight plus a 2-entry table per channel. PerTensor tables give
+wrong outputs with per-channel int8 filters (SPEC §6). The result runs only on
+TFLite Micro (its DECODE operator) and is bit-identical to the int8 model.
+
+TFLite Micro needs an explicit arena: `minimum_arena(model_bytes)` measures
+it by bisection with the tflite-micro interpreter.
+"""
+
+import contextlib
+import os
+import sys
+
+import numpy as np
+
+from keras_onebit.export.errors import ExportError
+
+FILTER_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+ARENA_ALIGN = 1024
+
+
+def _micro():
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+        from tflite_micro.tensorflow.lite.micro import compression
+        from tflite_micro.tensorflow.lite.micro.compression import model_editor, spec
+        from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+    except ImportError as e:
+        raise ExportError("The micro format needs the tflite-micro package "
+                          "(pip install keras_onebit[micro]).") from e
+    return runtime, compression, model_editor, spec, schema
+
+
+def binary_filters(model_bytes):
+    """[(subgraph, tensor index, name)] of filters with <= 2 values per channel."""
+    _, _, model_editor, _, schema = _micro()
+    model = model_editor.read(bytes(model_bytes))
+    codes = {getattr(schema.BuiltinOperator, name) for name in FILTER_OPS}
+    found = {}
+    for s, subgraph in enumerate(model.subgraphs):
+        for op in subgraph.operators:
+            if op.opcode not in codes or len(op.inputs) < 2 or op.inputs[1] is None:
+                continue
+            tensor = op.inputs[1]
+            array = tensor.array
+            if array is None or array.dtype != np.int8:
+                continue
+            per_channel = array.reshape(array.shape[0], -1)
+            if all(len(np.unique(row)) <= 2 for row in per_channel):
+                found[(s, tensor.index)] = tensor.name
+    return [(s, t, name) for (s, t), name in sorted(found.items())]
+
+
+def compress(model_bytes):
+    """The int8 model with every binary filter stored as 1-bit LUT indices."""
+    _, compression, _, spec, _ = _micro()
+    filters = binary_filters(model_bytes)
+    if not filters:
+        raise ExportError("The int8 model has no binary filters to compress.")
+    specs = [spec.Tensor(subgraph=s, tensor=t, compression=[
+        spec.LookUpTableCompression(index_bitwidth=1, mode=spec.PerChannel(axis=0))])
+        for s, t, _ in filters]
+    return bytes(compression.compress(bytes(model_bytes), specs))
+
+
+def interpreter(model_bytes, arena_size):
+    runtime = _micro()[0]
+    return runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=int(arena_size))
+
+
+def run(model_bytes, images, arena_size):
+    """Outputs of the TFLite Micro interpreter for each image (float32 in)."""
+    it = interpreter(model_bytes, arena_size)
+    outputs = []
+    for image in np.asarray(images, np.float32):
+        it.set_input(image[None], 0)
+        it.invoke()
+        outputs.append(np.array(it.get_output(0))[0])
+    return np.stack(outputs)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silences the C++ interpreter's messages on fd 1 and 2 (failed allocations)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved + [null]:
+            os.close(fd)
+
+
+def _works(model_bytes, arena_size, image):
+    with _quiet():
+        return _try(model_bytes, arena_size, image)
+
+
+def _try(model_bytes, arena_size, image):
+    try:
+        it = interpreter(model_bytes, arena_size)
+        it.set_input(image[None], 0)
+        it.invoke()
+        return True
+    except (RuntimeError, ValueError):
+        return False
+
+
+def minimum_arena(model_bytes, image, upper=None):
+    """The smallest arena (bytes, a multiple of 1 kB) the model runs in."""
+    image = np.asarray(image, np.float32)
+    hi = upper or max(1 << 20, 4 * len(model_bytes))
+    while not _works(model_bytes, hi, image):
+        hi *= 2
+        if hi > 1 << 31:
+            raise ExportError("TFLite Micro could not run the model with a 2 GB arena.")
+    lo = 0
+    while hi - lo > ARENA_ALIGN:
+        mid = (lo + hi) // 2 // ARENA_ALIGN * ARENA_ALIGN
+        if mid <= lo:
+            break
+        if _works(model_bytes, mid, image):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def c_source(model_bytes, name="g_model_data", arena_size=None, header="model_data.h"):
+    """(model_data.cc, model_data.h) text: a 16-byte aligned array and its length."""
+    data = bytes(model_bytes)
+    rows = []
+    for start in range(0, len(data), 12):
+        rows.append("  " + ", ".join(f"0x{b:02x}" for b in data[start:start + 12]) + ",")
+    arena = (f"const unsigned int {name}_arena_size = {int(arena_size)};\n"
+             if arena_size is not None else "")
+    arena_decl = (f"// Minimum TFLite Micro tensor arena, measured with the tflite-micro "
+                  f"interpreter.\nextern const unsigned int {name}_arena_size;\n"
+                  if arena_size is not None else "")
+    guard = header.upper().replace(".", "_").replace("/", "_") + "_"
+    h = (f"// Generated by keras_onebit.export: a TFLite Micro model.\n#ifndef {guard}\n"
+         f"#define {guard}\n\n"
+         f"// The .tflite flatbuffer, 16-byte aligned.\nextern const unsigned char {name}[];\n"
+         f"extern const unsigned int {name}_len;\n{arena_decl}\n#endif  // {guard}\n")
+    cc = (f"// Generated by keras_onebit.export: a TFLite Micro model.\n"
+          f'#include "{header}"\n\n'
+          f"alignas(16) const unsigned char {name}[] = {{\n" + "\n".join(rows) + "\n};\n"
+          f"const unsigned int {name}_len = {len(data)};\n{arena}")
+    return cc, h

@@ -1,0 +1,110 @@
+"""TFLite (LiteRT) conversions of the deploy clone.
+
+- "float": +-alpha float kernels, builtin ops only (XNNPACK runs it).
+- "int8": full-integer post-training quantization from representative data;
+  binary kernels become exactly +-127 per channel. Float input and output.
+- "int4": fake_quant(4 bits, narrow range) kernels and the private converter
+  flag `_experimental_low_bit_qat`: exact +-7 int4 kernels, int8 activations.
+- "packed": the sign bits stay packed in the file (packed_graph.py).
+- "micro": the int8 model with TFLite Micro 1-bit lookup-table compression
+  (micro.py); runs only on TFLite Micro.
+"""
+
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+
+from keras_onebit.export.deploy import deploy_clone
+from keras_onebit.export.errors import ExportError
+from keras_onebit.export.files import atomic_write, check_writable
+
+FORMATS = ("float", "int8", "int4", "packed", "micro")
+QUANTIZED = ("int8", "int4", "micro")
+REPRESENTATIVE_SAMPLES = 200
+
+
+def _concrete_function(model):
+    shape = (1,) + tuple(model.input_shape[1:])
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="pixels")])
+    def serve(x):
+        return model(x, training=False)
+
+    return serve.get_concrete_function()
+
+
+def frozen_function(model):
+    """The model's inference function with every variable folded into a constant
+    (`from_concrete_functions` with variables leaves them uninitialised)."""
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    return convert_variables_to_constants_v2(_concrete_function(model))
+
+
+def _converter(model):
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen_function(model)])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter
+
+
+def _representative(data, input_shape, samples=REPRESENTATIVE_SAMPLES):
+    if data is None:
+        raise ExportError("Quantized formats (int8, int4, micro) need representative_data: "
+                          "a few hundred real input images, as the model takes them.")
+    data = np.asarray(data, np.float32)
+    if tuple(data.shape[1:]) != tuple(input_shape[1:]):
+        raise ExportError(f"representative_data has shape {data.shape}; the model takes "
+                          f"(N, {', '.join(map(str, input_shape[1:]))}).")
+    data = data[:samples]
+
+    def generate():
+        for image in data:
+            yield [image[None]]
+
+    return generate
+
+
+def convert(model, format="float", representative_data=None):
+    """The .tflite bytes of `model` in `format` (micro: the uncompressed int8 model)."""
+    if format not in FORMATS:
+        raise ExportError(f"Unknown format {format!r}: expected one of {', '.join(FORMATS)}.")
+    if format == "packed":
+        from keras_onebit.export import packed_graph
+
+        return packed_graph.convert(model)
+    mode = "int4" if format == "int4" else "float"
+    representative = (_representative(representative_data, model.input_shape)
+                      if format in QUANTIZED else None)
+    converter = _converter(deploy_clone(model, mode))
+    if format in ("int8", "micro", "int4"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if format == "int4":
+        converter._experimental_low_bit_qat = True
+    try:
+        return converter.convert()
+    except Exception as e:  # the converter's errors are long and varied
+        raise ExportError(f"TFLite conversion to {format} failed: {e}") from e
+
+
+def export_tflite(model, path, format="float", representative_data=None):
+    """Writes `model` as a .tflite file in `format` at `path` (atomically).
+
+    `representative_data`: real input images (N, H, W, C), raw as the model
+    takes them, needed by int8, int4 and micro. Returns the path.
+    """
+    check_writable(path)
+    if format == "micro":
+        from keras_onebit.export import micro
+
+        data = micro.compress(convert(model, "int8", representative_data))
+    else:
+        data = convert(model, format, representative_data)
+    with atomic_write(path) as f:
+        f.write(data)
+    return pathlib.Path(path)
+
