@@ -1,0 +1,48 @@
+"""The model hub: checksummed pretrained one-bit models.
+
+    from keras_onebit import hub
+    hub.list()                                   # known model ids
+    model = hub.load("wrn_20_10-cifar10-1bit")   # id, entry folder, .onebit or .mat path
+    model = keras_onebit.models.wrn_20_10(weights="cifar10")
+    hub.import_mcdonnell("CIFAR10_allparams.mat", "hub/")   # the authors' weights
+    hub.save_entry(model, "pretrained/", "wrn_20_1-cifar10-1bit", "wrn_20_1",
+                   {"classes": 10, "binary": True}, "cifar10", metrics={...})
+
+A hub folder holds `<id>/config.json`, `<id>/weights.onebit` (the packed
+one-bit archive of keras_onebit.export) and `<id>/MODEL_CARD.md`; the project's
+manifest is `pretrained/index.json`. Search order for an id:
+`$KERAS_ONEBIT_HUB`, `pretrained/`, `~/.keras/keras_onebit/`, then the entry's
+URL. The sha256 of the weights is checked on every load. See docs/HUB.md.
+"""
+
+from keras_onebit.hub.checksum import sha256_file, verify_file
+from keras_onebit.hub.entry import read_config, save_entry
+from keras_onebit.hub.errors import (
+    ArchitectureMismatchError,
+    ChecksumError,
+    HubError,
+    MatFormatError,
+    ModelNotAvailableError,
+    TruncatedFileError,
+    UnknownModelError,
+)
+from keras_onebit.hub.loading import (
+    copy_weights,
+    list_entries,
+    list_models,
+    load,
+    load_weights_into,
+    resolve,
+)
+from keras_onebit.hub.mcdonnell import import_mcdonnell
+from keras_onebit.hub.registry import default_model_id, search_dirs
+
+list = list_models  # noqa: A001 - hub.list() as the issue asks
+
+__all__ = [
+    "ArchitectureMismatchError", "ChecksumError", "HubError", "MatFormatError",
+    "ModelNotAvailableError", "TruncatedFileError", "UnknownModelError", "copy_weights",
+    "default_model_id", "import_mcdonnell", "list", "list_entries", "list_models", "load",
+    "load_weights_into", "read_config", "resolve", "save_entry", "search_dirs", "sha256_file",
+    "verify_file",
+]

@@ -1,0 +1,222 @@
+"""Writing and reading one hub entry: config.json, weights, MODEL_CARD.md."""
+
+import contextlib
+import datetime
+import os
+import pathlib
+import shutil
+
+from keras_onebit.hub import registry
+from keras_onebit.hub.checksum import sha256_file
+from keras_onebit.hub.errors import HubError
+
+PREPROCESSING = "raw pixels 0..255 as float32, NHWC; no mean/std: the model's input BN normalizes"
+
+
+def model_is_binary(model):
+    from keras_onebit.layers import is_binary
+
+    return any(is_binary(layer) for layer in model._flatten_layers(include_self=False))
+
+
+def _entry_paths(out_dir, model_id):
+    """(hub root, entry folder): `out_dir` may be the root or already `<root>/<model_id>`."""
+    out_dir = pathlib.Path(out_dir)
+    if out_dir.name == model_id:
+        return out_dir.parent, out_dir
+    return out_dir, out_dir / model_id
+
+
+def _is_project_pretrained(root):
+    try:
+        return pathlib.Path(root).resolve() == registry.pretrained_dir().resolve()
+    except OSError:
+        return False
+
+
+def save_entry(
+    model,
+    out_dir,
+    model_id,
+    factory,
+    factory_kwargs,
+    dataset,
+    metrics=None,
+    training_command=None,
+    licence="Apache-2.0",
+    notes="",
+    source=None,
+    default=None,
+):
+    """Writes a complete hub entry `<out_dir>/<model_id>/` atomically.
+
+    Args:
+        model: the trained Keras model (one-bit or float).
+        out_dir: the hub folder (e.g. the project's `pretrained/`), or the
+            entry folder itself if its name is `model_id`.
+        model_id: e.g. "wrn_20_1-cifar10-1bit".
+        factory, factory_kwargs: registered factory name and the keyword
+            arguments that rebuild the architecture (classes, binary, ...).
+        dataset: the training data set name ("cifar10", ...).
+        metrics: dict of measured numbers, e.g. {"exact_test_error": 3.7,
+            "test_error": 12.9, "command": "python -m keras_onebit eval ..."}.
+        training_command: the command that trained the model.
+        licence: of the weights. notes: free text for the model card.
+        source: optional dict (url, sha256, layout, ...) of imported weights.
+        default: True flags the entry as the manifest default.
+
+    When the entry lands in the project's `pretrained/`, `pretrained/index.json`
+    is updated (an entry that already has an upstream `url` keeps it, so the
+    converted file itself is not referenced by the manifest). Returns the folder.
+    """
+    from keras_onebit.export import save_packed
+
+    root, folder = _entry_paths(out_dir, model_id)
+    root.mkdir(parents=True, exist_ok=True)
+    factory_kwargs = dict(factory_kwargs or {})
+    binary = model_is_binary(model)
+    shape = [int(d) for d in model.input_shape[1:]]
+    classes = int(factory_kwargs.get("classes", model.output_shape[-1]))
+    tmp = root / f".{model_id}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        weights = tmp / registry.WEIGHTS_NAME
+        save_packed(model, weights, metadata={"hub_id": model_id, "factory": factory,
+                                              "factory_kwargs": factory_kwargs,
+                                              "dataset": dataset})
+        sha, size = sha256_file(weights), weights.stat().st_size
+        config = {
+            "format": registry.ENTRY_FORMAT,
+            "version": 1,
+            "id": model_id,
+            "factory": factory,
+            "factory_kwargs": factory_kwargs,
+            "classes": classes,
+            "input_shape": shape,
+            "dataset": dataset,
+            "binary": binary,
+            "preprocessing": PREPROCESSING,
+            "weights": registry.WEIGHTS_NAME,
+            "weights_sha256": sha,
+            "weights_bytes": size,
+            "metrics": metrics or {},
+            "training_command": training_command,
+            "licence": licence,
+            "source": source,
+            "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        registry.write_json_atomic(tmp / registry.CONFIG_NAME, config)
+        registry.write_text_atomic(tmp / registry.CARD_NAME, model_card(config, notes))
+        _swap_in(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if _is_project_pretrained(root):
+        _record_in_manifest(config, root, default)
+    return folder
+
+
+def _swap_in(tmp, folder):
+    """Replaces `folder` by `tmp` with renames only (the old one is removed last)."""
+    old = None
+    if folder.exists():
+        old = folder.parent / f".{folder.name}.old-{os.getpid()}"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _record_in_manifest(config, root, default):
+    old = registry.manifest_entries(root).get(config["id"], {})
+    entry = {
+        "id": config["id"],
+        "factory": config["factory"],
+        "factory_kwargs": config["factory_kwargs"],
+        "dataset": config["dataset"],
+        "binary": config["binary"],
+    }
+    if old.get("url"):  # an upstream entry: keep the download, never the local conversion
+        entry.update({k: old[k] for k in ("url", "sha256", "bytes", "source_format") if k in old})
+    else:
+        entry.update(path=config["id"], sha256=config["weights_sha256"],
+                     bytes=config["weights_bytes"])
+    if default is None:
+        default = bool(old.get("default"))
+    if default:
+        entry["default"] = True
+    registry.update_manifest(entry, root)
+
+
+def read_config(folder):
+    """The validated config.json of an entry folder."""
+    path = pathlib.Path(folder) / registry.CONFIG_NAME
+    config = registry.read_json(path, "hub entry config")
+    if not isinstance(config, dict):
+        raise HubError(f"{path}: not a hub entry config (expected a JSON object).")
+    missing = [k for k in ("id", "factory", "weights", "weights_sha256") if k not in config]
+    if missing:
+        raise HubError(f"{path}: hub entry config lacks {missing}.")
+    return config
+
+
+def _fmt_metric(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def model_card(config, notes=""):
+    """MODEL_CARD.md text for an entry config."""
+    kwargs = ", ".join(f"{k}={v!r}" for k, v in config["factory_kwargs"].items())
+    metrics = dict(config.get("metrics") or {})
+    commands = [metrics.pop(k) for k in ("command", "commands") if k in metrics]
+    lines = [
+        f"# {config['id']}",
+        "",
+        f"`keras_onebit.hub.load({config['id']!r})` or "
+        f"`keras_onebit.models.{config['factory']}({kwargs}{', ' if kwargs else ''}"
+        f"weights={config['id']!r})`.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| architecture | `{config['factory']}({kwargs})` |",
+        f"| weights | {'one bit per conv weight' if config['binary'] else 'float32'} |",
+        f"| classes | {config['classes']} |",
+        f"| input | {tuple(config['input_shape'])}, {config['preprocessing']} |",
+        f"| training data | {config['dataset']} |",
+        f"| licence | {config.get('licence')} |",
+        f"| weights file | `{config['weights']}`, {config['weights_bytes']:,} bytes |",
+        f"| sha256 | `{config['weights_sha256']}` |",
+        "",
+        "## Accuracy measured by this project",
+        "",
+    ]
+    if metrics:
+        lines += [f"- {k}: {_fmt_metric(v)}" for k, v in metrics.items()]
+    else:
+        lines.append("Not measured yet.")
+    for command in commands:
+        for c in command if isinstance(command, list) else [command]:
+            lines += ["", "```sh", str(c), "```"]
+    lines += ["", "## Training", ""]
+    if config.get("training_command"):
+        lines += ["```sh", str(config["training_command"]), "```"]
+    else:
+        lines.append("Not trained by this project (see Source).")
+    source = config.get("source")
+    if source:
+        lines += ["", "## Source", ""]
+        lines += [f"- {k}: {v}" for k, v in source.items()]
+    if notes:
+        lines += ["", "## Notes", "", notes.strip()]
+    return "\n".join(lines) + "\n"
+
+
+def remove_tmp_dirs(root):
+    """Removes temp folders a crashed save_entry left behind in `root`."""
+    for sub in pathlib.Path(root).glob(".*.tmp-*"):
+        with contextlib.suppress(OSError):
+            shutil.rmtree(sub)
