@@ -3,7 +3,7 @@
     python -m keras_onebit hub list
     python -m keras_onebit hub import-mcdonnell --mat CIFAR10_allparams.mat --out hub/ \\
         [--layout auto|keras|matlab] [--id wrn_20_10-cifar10-1bit]
-    python -m keras_onebit hub verify --model wrn_20_10-cifar10-1bit
+    python -m keras_onebit hub verify --entry wrn_20_10-cifar10-1bit
     python -m keras_onebit hub default
 
 `import-mcdonnell` converts one of the authors' published one-bit WRN files
@@ -21,7 +21,7 @@ flags.DEFINE_string("out", None, "import-mcdonnell: the hub folder to write <id>
 flags.DEFINE_enum("layout", "auto", ["auto", "keras", "matlab"], "import-mcdonnell: file layout.")
 flags.DEFINE_string("id", None, "import-mcdonnell: model id (default wrn_20_10-cifar<C>-1bit"
                     "[-matlab]).")
-flags.DEFINE_string("model", None, "verify: hub id or entry folder.")
+flags.DEFINE_string("entry", None, "verify: hub id or entry folder.")
 
 ACTIONS = ("list", "import-mcdonnell", "verify", "default")
 
@@ -58,10 +58,10 @@ def _import():
 def _verify():
     from keras_onebit.hub.loading import resolve, verified_weights
 
-    if not FLAGS.model:
-        print("hub verify: --model is required.", file=sys.stderr)
+    if not FLAGS.entry:
+        print("hub verify: --entry is required.", file=sys.stderr)
         return 2
-    kind, path = resolve(FLAGS.model)
+    kind, path = resolve(FLAGS.entry)
     if kind != "entry":
         print(f"hub verify: {path} is not a hub entry folder.", file=sys.stderr)
         return 1

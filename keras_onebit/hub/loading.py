@@ -61,6 +61,10 @@ def resolve(name_or_path):
     if folder is not None:
         return "entry", folder
     entry = registry.manifest_entries().get(model_id)
+    if entry is None and model_id == registry.default_model_id():
+        raise ModelNotAvailableError(
+            f"The default hub model {model_id!r} is not available: no {model_id}/ folder in "
+            f"{', '.join(str(d) for d in registry.search_dirs())} (not trained or shipped yet).")
     if entry is None:
         raise registry.unknown_model(model_id)
     if entry.get("url"):
