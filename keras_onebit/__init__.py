@@ -7,12 +7,12 @@
 
 __version__ = "0.1.0"
 
-from keras_onebit import layers, models, quantizers
+from keras_onebit import data, layers, models, quantizers, training
 from keras_onebit.layers import BinaryConv2D, BinaryDense, ZeroChannels
 from keras_onebit.quantizers import ApproxSign, SignWeight, SteSign
 from keras_onebit.summary import summary
 
 __all__ = [
     "ApproxSign", "BinaryConv2D", "BinaryDense", "SignWeight", "SteSign",
-    "ZeroChannels", "layers", "models", "quantizers", "summary",
+    "ZeroChannels", "data", "layers", "models", "quantizers", "summary", "training",
 ]

@@ -39,3 +39,28 @@ def is_chief():
     task = _task()
     return not task or task.get("type") == "chief" or (
         task.get("type") == "worker" and int(task.get("index", 0)) == 0)
+
+
+def patch_for_multi_worker(model, strategy, x, y):
+    """Works around keras-team/keras#20585 (Keras 3 `fit` under
+    MultiWorkerMirroredStrategy), two failures seen with Keras 3.15:
+    1. `fit` first all-reduces a per-replica data batch to build the metrics
+       ("Attempt to convert a value (PerReplica...)"): build them here from a
+       plain batch and skip that step;
+    2. the step's scalar logs are all-reduced along axis 0 ("Invalid reduction
+       dimension 0 for input with 0 dimensions"): give them that axis.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    with strategy.scope():
+        model._symbolic_build(data_batch=(tf.cast(x[:2], tf.float32), y[:2], None))
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    for name in ("train_step", "test_step"):
+        setattr(model, name, _with_vector_logs(getattr(model, name)))
+
+
+def _with_vector_logs(step):
+    def wrapped(data):
+        return {k: tf.reshape(v, [1]) if v.shape.rank == 0 else v for k, v in step(data).items()}
+
+    return wrapped

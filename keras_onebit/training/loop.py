@@ -119,6 +119,7 @@ def prepare(config, resume):
         else:
             model = build(config, steps, datasets.INPUT_SHAPES[config.dataset],
                           datasets.CLASSES[config.dataset])
+    distribute.patch_for_multi_worker(model, strategy, data["x_train"], data["y_train"])
     return data, model, steps, start
 
 
@@ -148,12 +149,14 @@ def train(config, resume=False):
     data, model, steps, start = prepare(config, resume)
     if start >= config.epochs:
         print(f"{out}: all {config.epochs} epochs already done")
-    write_json(out / "config.json", dataclasses.asdict(config))
     chief = distribute.is_chief()
+    if chief:
+        write_json(out / "config.json", dataclasses.asdict(config))
     ds = train_dataset(data["x_train"], data["y_train"], config.batch_size, config.seed,
                        config.augmentation, start_step=start * steps)
-    callbacks = [LogLearningRate(), EpochCheckpoint(out, chief),
-                 keras.callbacks.CSVLogger(str(out / LOG), append=resume and start > 0)]
+    callbacks = [LogLearningRate(), EpochCheckpoint(out, chief)]
+    if chief:
+        callbacks.append(keras.callbacks.CSVLogger(str(out / LOG), append=resume and start > 0))
     if config.zero_momentum_at_restart:
         callbacks.append(ZeroMomentumAtRestart(config.first_cycle))
     model.fit(ds, epochs=config.epochs, initial_epoch=start, steps_per_epoch=steps,

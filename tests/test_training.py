@@ -1,0 +1,137 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_onebit import data as datasets
+from keras_onebit.training import (
+    WarmRestartCosine,
+    ZeroMomentumAtRestart,
+    augment,
+    cutout,
+    pad_crop,
+    recompute_bn_statistics,
+    restart_epochs,
+    train_dataset,
+)
+from keras_onebit.training.loop import RunConfig, train
+
+
+def test_restart_epochs_of_the_paper():
+    assert restart_epochs() == [2, 6, 14, 30, 62, 126, 254]
+
+
+@pytest.mark.parametrize("epoch", [0, 0.5, 1, 1.999, 2, 3, 5.9, 6, 10, 14, 29.5, 30, 100, 253])
+def test_schedule_equals_formula(epoch):
+    spe, hi, lo = 400, 0.1, 1e-5
+    step = int(round(epoch * spe))
+    ends = [0] + restart_epochs(count=8)
+    k = max(i for i, e in enumerate(ends) if e * spe <= step)
+    t, length = step - ends[k] * spe, (ends[k + 1] - ends[k]) * spe
+    expected = lo + (hi - lo) * 0.5 * (1 + math.cos(math.pi * t / length))
+    assert float(WarmRestartCosine(spe, hi, lo)(step)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_schedule_restarts_exactly_at_cycle_ends():
+    schedule = WarmRestartCosine(390)
+    for end in restart_epochs():
+        assert float(schedule(end * 390)) == pytest.approx(0.1)
+        assert float(schedule(end * 390 - 1)) < 1e-4
+    config = keras.saving.serialize_keras_object(schedule)
+    assert keras.saving.deserialize_keras_object(config).get_config() == schedule.get_config()
+
+
+def test_zero_momentum_at_restart():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "mse")
+    model.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=1, verbose=0)
+    assert any(np.abs(v.numpy()).sum() > 0 for v in model.optimizer.momentums)
+    callback = ZeroMomentumAtRestart()
+    callback.set_model(model)
+    callback.on_epoch_begin(1)
+    assert any(np.abs(v.numpy()).sum() > 0 for v in model.optimizer.momentums)
+    callback.on_epoch_begin(2)
+    assert all(not v.numpy().any() for v in model.optimizer.momentums)
+
+
+def marked_images(n=16):
+    """Images of -1, so every pixel the augmentation writes is visible."""
+    return tf.fill([n, 32, 32, 3], -1.0)
+
+
+def test_augmentation_shapes_dtypes_and_seeded():
+    images = tf.random.uniform([16, 32, 32, 3], 0, 255)
+    a, b = augment(images, [3, 4], True), augment(images, [3, 4], True)
+    assert a.shape == images.shape and a.dtype == tf.float32
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, augment(images, [3, 5], True))
+
+
+def test_crop_padding_is_random_integers_in_0_255():
+    out = pad_crop(marked_images(64), tf.constant([1, 2], tf.int64)).numpy()
+    filled = out[out != -1]
+    assert filled.size > 0
+    assert filled.min() >= 0 and filled.max() <= 255 and np.all(filled == np.round(filled))
+    assert len(np.unique(filled)) > 200  # uniform noise, not a constant fill
+    # each crop is a window of the 40x40 canvas: the image keeps >= 28 x 28 pixels
+    kept = (out == -1).all(axis=3).sum(axis=(1, 2))
+    assert kept.min() >= 28 * 28 and kept.max() == 32 * 32
+
+
+def test_cutout_patch_is_at_most_18x18_random_pixels():
+    out = cutout(marked_images(64), tf.constant([7, 8], tf.int64)).numpy()
+    patch = out[..., 0] != -1
+    sizes = patch.sum(axis=(1, 2))
+    assert sizes.max() <= 18 * 18 and (sizes == 18 * 18).any() and (sizes < 18 * 18).any()
+    values = out[out != -1]
+    assert values.min() >= 0 and values.max() <= 255 and np.all(values == np.round(values))
+
+
+def test_train_dataset_is_reproducible_and_resumable():
+    x = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3)).astype(np.uint8)
+    y = np.arange(40)
+    first = [b for b in train_dataset(x, y, 10, seed=5).take(3)]
+    again = [b for b in train_dataset(x, y, 10, seed=5).take(3)]
+    for (xa, ya), (xb, yb) in zip(first, again, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    assert first[0][0].dtype == tf.float32 and first[0][0].shape == (10, 32, 32, 3)
+
+
+def test_recompute_bn_statistics_is_the_mean_of_batch_means():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(inputs))
+    batches = [np.random.default_rng(i).normal(i, 1, (8, 4)).astype(np.float32) for i in range(3)]
+    ds = tf.data.Dataset.from_tensor_slices((np.stack(batches), np.zeros(3)))
+    recompute_bn_statistics(model, ds, 3)
+    expected = np.mean([b.mean(axis=0) for b in batches], axis=0)
+    np.testing.assert_allclose(model.get_layer("bn").moving_mean.numpy(), expected, rtol=1e-5)
+    assert model.get_layer("bn").momentum == 0.99
+
+
+def test_missing_and_malformed_data_are_named(tmp_path):
+    with pytest.raises(datasets.DataError, match="No cifar10 data found in .*cifar10.npz"):
+        datasets.load_dataset("cifar10", data_dir=tmp_path)
+    np.savez(tmp_path / "mnist.npz", x_train=np.zeros((2, 28, 28), np.uint8))
+    with pytest.raises(datasets.DataError, match="mnist.npz: missing arrays"):
+        datasets.load_dataset("mnist", data_dir=tmp_path)
+    with pytest.raises(datasets.DataError, match="Unknown dataset 'imagenet'"):
+        datasets.load_dataset("imagenet")
+
+
+def test_resumed_run_continues_at_same_step_and_rate(tmp_path):
+    config = RunConfig(model="wrn_20_1", dataset="cifar10", epochs=2, batch_size=50,
+                       train_limit=200, out_dir=str(tmp_path / "run"), verbose=0, first_cycle=1)
+    model, _ = train(config)
+    assert int(model.optimizer.iterations.numpy()) == 8
+    config.epochs = 3
+    resumed, metrics = train(config, resume=True)
+    assert int(resumed.optimizer.iterations.numpy()) == 12
+    schedule = WarmRestartCosine(4, first_cycle=1)
+    assert float(resumed.optimizer.learning_rate) == pytest.approx(float(schedule(12)))
+    log = (tmp_path / "run" / "log.csv").read_text().strip().splitlines()
+    assert [row.split(",")[0] for row in log[1:]] == ["0", "1", "2"]
+    assert metrics["exact_test_images"] == 1000 and 0 <= metrics["exact_test_accuracy"] <= 1
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
