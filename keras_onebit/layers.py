@@ -166,6 +166,14 @@ class ZeroChannels(keras.layers.Layer):
         return {**super().get_config(), "channels": self.channels}
 
 
+@keras.saving.register_keras_serializable(package="keras_onebit")
+class ShiftedReLU(keras.layers.Layer):
+    """max(x, -1): the ReLU of the WRN variant without batch norm."""
+
+    def call(self, inputs):
+        return ops.maximum(inputs, -1.0)
+
+
 BINARY_LAYERS = (BinaryConv2D, BinaryDense)
 
 

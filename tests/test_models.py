@@ -120,3 +120,15 @@ def test_summary_reports_one_bit_megabytes():
                     "float_parameters": 1, "bytes": 540 + 4}
     bn = next(r for r in result["layers"] if r["name"] == "stem_bn")
     assert bn["float_parameters"] == 12 and bn["binary_weights"] == 0
+
+
+def test_variant_without_batch_norm():
+    model = kob.models.wrn_20_1(batch_norm=False, temperature=40.0)
+    kinds = census(model)
+    assert kinds["BatchNormalization"] == 1 and kinds["ShiftedReLU"] == 19
+    assert kinds["BinaryConv2D"] == 20 and kinds["ReLU"] == 0
+    assert kob.layers.ShiftedReLU()(np.array([-3.0, -0.5, 2.0])).numpy().tolist() == [-1, -0.5, 2]
+    logits = keras.Model(model.input, model.get_layer("head_conv").output)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    pooled = keras.Model(model.input, model.get_layer("pool").output)(x).numpy()
+    np.testing.assert_allclose(pooled, logits(x).numpy().mean(axis=(1, 2)) / 40, rtol=1e-5)

@@ -15,7 +15,7 @@ No biases, no dense layer; every BN but the input one has no scale/offset
 import keras
 from keras import layers, ops
 
-from keras_onebit.layers import BinaryConv2D, ZeroChannels
+from keras_onebit.layers import BinaryConv2D, ShiftedReLU, ZeroChannels
 
 BN_EPSILON = 1e-5
 
@@ -31,6 +31,8 @@ def wrn(
     classifier_activation="softmax",
     stem_relu=False,
     padding="same",
+    batch_norm=True,
+    temperature=40.0,
     weights=None,
     name=None,
 ):
@@ -51,6 +53,11 @@ def wrn(
             pads bottom/right only), or "symmetric" (MatConvNet, the MATLAB
             weights: a 1-pixel zero pad on every side, then "valid", for the
             stride-2 convs and the 3x3 shortcut pools).
+        batch_norm: False gives the variant without batch norm (McDonnell
+            et al., ACIRS 2019): only the input BN stays, every BN + ReLU
+            becomes the shifted ReLU max(x, -1), and the logits are divided
+            by `temperature` before global average pooling.
+        temperature: logit divisor without BN (40 CIFAR-10, 25 CIFAR-100).
         weights: None, a hub model id, a dataset name or a path.
         name: model name; default "wrn_<depth>_<width>".
     """
@@ -58,6 +65,7 @@ def wrn(
     if padding not in ("same", "symmetric"):
         raise ValueError(f'padding must be "same" or "symmetric", got {padding!r}.')
     conv = _conv_factory(binary, weight_decay, padding == "symmetric")
+    norm = learn_bn if batch_norm else None
 
     inputs = keras.Input(shape=input_shape, name="pixels")
     x = _bn("stem_bn", learn=True)(inputs)
@@ -68,10 +76,13 @@ def wrn(
         for block in range(blocks):
             down = stage > 0 and block == 0
             prefix = f"stage{stage + 1}_block{block + 1}"
-            x = _block(x, 16 * width * 2**stage, down, prefix, conv, learn_bn, padding)
-    x = _bn_relu(x, "head", learn_bn)
+            x = _block(x, 16 * width * 2**stage, down, prefix, conv, norm, padding)
+    x = _bn_relu(x, "head", norm)
     x = conv(classes, 1, 1, "head_conv")(x)
-    x = _bn("head_bn_out", learn=False)(x)
+    if batch_norm:
+        x = _bn("head_bn_out", learn=False)(x)
+    else:
+        x = layers.Rescaling(1.0 / temperature, name="head_temperature")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     if classifier_activation is not None:
         x = layers.Activation(classifier_activation, name="predictions")(x)
@@ -93,11 +104,11 @@ def blocks_per_stage(depth):
     raise ValueError(f"WRN depth must be 6n + 2 or 6n + 4 with n >= 1, got {depth}.")
 
 
-def _block(x, filters, down, prefix, conv, learn_bn, padding="same"):
+def _block(x, filters, down, prefix, conv, norm, padding="same"):
     stride = 2 if down else 1
-    y = _bn_relu(x, f"{prefix}_1", learn_bn)
+    y = _bn_relu(x, f"{prefix}_1", norm)
     y = conv(filters, 3, stride, f"{prefix}_conv1")(y)
-    y = _bn_relu(y, f"{prefix}_2", learn_bn)
+    y = _bn_relu(y, f"{prefix}_2", norm)
     y = conv(filters, 3, 1, f"{prefix}_conv2")(y)
     if down and padding == "symmetric":
         x = SymmetricAveragePooling2D(3, 2, name=f"{prefix}_pool")(x)
@@ -114,8 +125,12 @@ def _bn(name, learn):
     )
 
 
-def _bn_relu(x, prefix, learn_bn):
-    x = _bn(f"{prefix}_bn", learn_bn)(x)
+def _bn_relu(x, prefix, norm):
+    """BN (learned scale/offset if `norm` is True) -> ReLU; with `norm` None
+    (no batch norm) the shifted ReLU max(x, -1) instead."""
+    if norm is None:
+        return ShiftedReLU(name=f"{prefix}_srelu")(x)
+    x = _bn(f"{prefix}_bn", norm)(x)
     return layers.ReLU(name=f"{prefix}_relu")(x)
 
 
