@@ -4,7 +4,9 @@
         --out runs/wrn_20_1-cifar10-1bit [--float] [--resume] [--hub pretrained]
 """
 
+import pathlib
 import shlex
+import shutil
 import sys
 
 from absl import flags
@@ -35,6 +37,7 @@ flags.DEFINE_bool("resume", False, "Continue from the run folder's last checkpoi
 flags.DEFINE_enum("strategy", "default", list(distribute.STRATEGIES), "tf.distribute strategy.")
 flags.DEFINE_list("devices", [], "Devices for --strategy mirrored (default: all GPUs or CPU).")
 flags.DEFINE_string("hub", None, "Also write a hub entry <hub>/<model id>/ (e.g. pretrained).")
+flags.DEFINE_bool("hub_default", False, "Make the hub entry the manifest default.")
 flags.DEFINE_integer("threads", 0, "TensorFlow intra/inter-op threads (0: default).")
 flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 1 progress bar, 2 a line per epoch.")
 FLAGS = flags.FLAGS
@@ -72,5 +75,7 @@ def main(argv):
                               factory_kwargs={"binary": config.binary,
                                               "classes": model.output_shape[-1]},
                               dataset=config.dataset, metrics=metrics,
-                              training_command=command)
+                              training_command=command, default=FLAGS.hub_default or None)
+        for name in ("log.csv", "curves.png"):
+            shutil.copyfile(pathlib.Path(config.out_dir) / name, pathlib.Path(path) / name)
         print("hub entry:", path)
