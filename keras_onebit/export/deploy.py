@@ -31,7 +31,7 @@ SUPPORTED = {
     "Minimum", "Concatenate", "AveragePooling2D", "MaxPooling2D", "GlobalAveragePooling2D",
     "GlobalMaxPooling2D", "Flatten", "Reshape", "ZeroPadding2D", "Cropping2D", "Dropout",
     "SpatialDropout2D", "GaussianNoise", "Rescaling", "Identity", "ZeroChannels",
-    "SymmetricAveragePooling2D", "BinaryConv2D", "BinaryDense",
+    "SymmetricAveragePooling2D", "ShiftedReLU", "BinaryConv2D", "BinaryDense",
 }
 TRAINING_ONLY = {"Dropout", "SpatialDropout2D", "GaussianNoise"}
 ONEBIT_KEYS = ("binary", "scale", "gradient", "input_quantizer")

@@ -1,0 +1,125 @@
+"""`python -m keras_onebit export`: a model in every deployment format.
+
+    python -m keras_onebit export --model default --out export/
+    python -m keras_onebit export --model wrn_16_4 --weights run.keras \\
+        --formats float,int8,packed --out export/
+
+Writes export/<model>/: <model>.onebit (packed archive), <model>_<format>.tflite,
+model_data.cc/.h (micro), report.json and report.md. `--model default` is the
+hub's default pretrained model; when it cannot be loaded, a seeded wrn_20_1
+with batch-norm statistics measured on real CIFAR-10 images stands in (the
+report says which).
+"""
+
+import pathlib
+import sys
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", "default", "Model: 'default' (hub default), a hub id, or a "
+                    "registered factory name (keras_onebit.models.list_models()).")
+flags.DEFINE_string("weights", None, "Weights: a .onebit archive, a .keras model or a "
+                    ".weights.h5 file; without it a factory model is seeded.")
+flags.DEFINE_string("formats", "float,int8,int4,packed,micro", "Comma-separated formats.")
+flags.DEFINE_string("out", "export", "Output root: files go to <out>/<model>/.")
+flags.DEFINE_string("dataset", "cifar10", "Data set for calibration and parity images.")
+flags.DEFINE_string("data_dir", None, "Data directory (default: ../shared/data and others).")
+flags.DEFINE_integer("images", 500, "Real test images compared with Keras (exact ones first).")
+flags.DEFINE_integer("representative", 200, "Training images for int8/int4 calibration.")
+flags.DEFINE_integer("micro_images", 20, "Images run in the TFLite Micro interpreter.")
+flags.DEFINE_integer("threads", 2, "LiteRT threads for the latency measurement.")
+flags.DEFINE_integer("latency_runs", 30, "LiteRT runs per latency median.")
+flags.DEFINE_integer("seed", 0, "Seed of a stand-in model without weights.")
+
+
+def log(text, flush=True):
+    print(text, flush=flush)
+
+
+def resolve_model(name, weights, calibration, seed=0):
+    """(model, export name, description of where it came from)."""
+    import keras
+
+    from keras_onebit import models
+    from keras_onebit.export import load_packed
+    from keras_onebit.export.fallback import seeded_model
+
+    if weights:
+        path = pathlib.Path(weights)
+        if path.suffix == ".onebit":
+            model = load_packed(path)
+        elif path.suffix == ".keras":
+            model = keras.models.load_model(path)
+        else:
+            model = models.get("wrn_20_1" if name == "default" else name)
+            model.load_weights(path)
+        return model, (model.name if name == "default" else name), f"weights {path}"
+    if name not in models.list_models():
+        try:
+            from keras_onebit import hub
+
+            model_id = hub.default_model_id() if name == "default" else name
+            model = hub.load(model_id)
+            return model, model_id, f"hub model {model_id}"
+        except (ImportError, AttributeError, OSError, ValueError, KeyError) as e:
+            if name != "default":
+                raise
+            reason = f"{type(e).__name__}: {e}"
+        log(f"default hub model unavailable ({reason}); using a seeded wrn_20_1")
+        model = seeded_model("wrn_20_1", calibration, seed=seed)
+        return model, "wrn_20_1-seeded", (
+            f"seeded wrn_20_1 (keras.utils.set_random_seed({seed}), BN statistics from "
+            f"{len(calibration)} CIFAR-10 training images); the default hub model was not "
+            f"available: {reason}")
+    model = seeded_model(name, calibration, seed=seed)
+    return model, f"{name}-seeded", (
+        f"seeded {name} (set_random_seed({seed}), BN statistics from {len(calibration)} "
+        "real training images); no --weights given")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise SystemExit(f"unexpected arguments: {argv[1:]}")
+    from absl import logging
+
+    logging.set_verbosity(logging.ERROR)  # the converter's INFO / deprecation lines
+    from keras_onebit.data import load_dataset
+    from keras_onebit.export import ExportError
+    from keras_onebit.export.bundle import export_bundle, parse_formats, prepare_dir
+    from keras_onebit.export.report import write
+
+    try:
+        formats = parse_formats(FLAGS.formats)
+        prepare_dir(pathlib.Path(FLAGS.out))  # fail early on an unwritable root
+        log(f"loading {FLAGS.dataset}")
+        data = load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir)
+        x_test = data["x_test"]
+        mask = data.get("test_exact_mask")
+        if mask is not None:  # exact images first (the rest of this copy went through JPEG)
+            x_test = x_test[list(mask.nonzero()[0]) + list((~mask).nonzero()[0])]
+        images = x_test[:FLAGS.images].astype("float32")
+        representative = data["x_train"][:FLAGS.representative].astype("float32")
+        log(f"resolving model {FLAGS.model!r}")
+        model, name, source = resolve_model(FLAGS.model, FLAGS.weights,
+                                            data["x_train"][:1000], FLAGS.seed)
+        log(f"model: {source}")
+        out_dir = pathlib.Path(FLAGS.out) / name
+        command = "python -m keras_onebit export " + " ".join(sys.argv[2:] if len(
+            sys.argv) > 2 and sys.argv[1] == "export" else sys.argv[1:])
+        result = export_bundle(model, out_dir, images, representative, formats=formats,
+                               name=name, source=source, micro_images=FLAGS.micro_images,
+                               threads=FLAGS.threads, latency_runs=FLAGS.latency_runs,
+                               command=command.strip(), progress=print)
+        exact = min(int(mask.sum()), len(images)) if mask is not None else None
+        result["images"]["description"] = f"{len(images)} {FLAGS.dataset} test images" + (
+            f" ({exact} exact, {len(images) - exact} JPEG copies)" if exact is not None else "")
+        write(out_dir, result)
+    except ExportError as e:
+        print(f"export failed: {e}", file=sys.stderr)
+        return 1
+    log(f"wrote {out_dir}/ in {result['seconds']:.0f} s:")
+    for fmt, row in result["formats"].items():
+        log(f"  {fmt:8s} {row['file']:40s} {row['bytes']:>12,} bytes  "
+            f"{row['ratio_to_limit']:.2f}x limit")
+    return 0

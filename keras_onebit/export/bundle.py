@@ -1,0 +1,154 @@
+"""Exports one model in every format into a folder, with a report.
+
+    export_bundle(model, "export/wrn_20_1", images=..., representative=...)
+
+writes `<name>.onebit` (the packed archive), `<name>_<format>.tflite` for each
+TFLite format, `model_data.cc/.h` for micro, and `report.json` / `report.md`:
+file sizes against the one-bit limit, max |difference| and argmax agreement
+against Keras on real images, LiteRT latency, TFLite Micro arena.
+"""
+
+import pathlib
+import time
+
+import numpy as np
+
+from keras_onebit import summary as memory_summary
+from keras_onebit.export import micro, report
+from keras_onebit.export.deploy import check_supported
+from keras_onebit.export.errors import ExportError
+from keras_onebit.export.files import check_writable, write_bytes, write_text
+from keras_onebit.export.packed import load_packed, save_packed
+from keras_onebit.export.tflite import FORMATS, convert
+
+NOTES = {
+    "float": "+-alpha float32 kernels, XNNPACK",
+    "int8": "full-integer PTQ; binary kernels exactly +-127 per channel",
+    "int4": "fake_quant int4 kernels (+-7 per channel), int8 activations",
+    "packed": "sign bits packed in the file, unpacked once into variables",
+    "micro": "int8 + TFLM 1-bit LUT compression; TFLite Micro only",
+}
+
+
+def parse_formats(formats):
+    """A validated list of format names from "a,b" or a sequence."""
+    if isinstance(formats, str):
+        formats = [f.strip() for f in formats.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ExportError(f"Unknown formats {unknown or formats!r}: expected a comma-separated "
+                          f"subset of {', '.join(FORMATS)}.")
+    return [f for f in FORMATS if f in formats]
+
+
+def prepare_dir(out_dir):
+    """Creates `out_dir` and checks that files can be written there."""
+    out_dir = pathlib.Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"Cannot create output directory {out_dir}: {e}") from e
+    check_writable(out_dir / "report.json")
+    return out_dir
+
+
+def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=None,
+                  source="", micro_images=20, threads=2, latency_runs=30, command="",
+                  tflm_formats=("int8", "packed"), progress=print):
+    """Exports `model` in `formats` into `out_dir`; returns the report dict.
+
+    `images`: real input images for the comparison with Keras; `representative`:
+    images for int8 / int4 calibration. The micro format, and `tflm_formats`,
+    also run in the TFLite Micro interpreter on `micro_images` images. Fails
+    before any work on an unsupported layer or an unwritable folder."""
+    formats = parse_formats(formats)
+    check_supported(model)
+    out_dir = prepare_dir(out_dir)
+    name = name or model.name
+    images = np.asarray(images, np.float32)
+    steps = 2 + len(formats) + 1
+    step = iter(range(1, steps + 1))
+
+    def say(text):
+        progress(f"[{next(step)}/{steps}] {text}", flush=True)
+
+    start = time.perf_counter()
+    say(f"Keras reference outputs on {len(images)} images")
+    reference = model.predict(images, batch_size=100, verbose=0)
+    mem = memory_summary(model, print_fn=lambda *a, **k: None)
+    limit = mem["onebit_bytes"]
+    rows = {}
+
+    say(f"packed archive {name}.onebit")
+    archive = out_dir / f"{name}.onebit"
+    save_packed(model, archive, metadata={"name": name, "source": source})
+    back = load_packed(archive).predict(images[:100], batch_size=100, verbose=0)
+    rows["archive"] = {"file": archive.name, "bytes": archive.stat().st_size,
+                       **report.compare(reference[:100], back),
+                       "notes": "load_packed(save_packed(m)) vs m"}
+
+    tflite_bytes = {}
+    for fmt in formats:
+        say(f"{fmt}: converting")
+        t0 = time.perf_counter()
+        if fmt == "micro":
+            int8 = tflite_bytes.get("int8") or convert(model, "int8", representative)
+            data = micro.compress(int8)
+        else:
+            data = convert(model, fmt, representative)
+        tflite_bytes[fmt] = data
+        path = write_bytes(out_dir / f"{name}_{fmt}.tflite", data)
+        row = {"file": path.name, "bytes": len(data), "convert_s": time.perf_counter() - t0,
+               "notes": NOTES[fmt]}
+        if fmt == "micro":
+            row.update(_micro_checks(data, int8, reference, images[:micro_images], out_dir,
+                                     progress))
+        else:
+            outputs = report.litert_outputs(data, images, threads)
+            row.update(report.compare(reference, outputs))
+            row["latency_ms"] = report.latency_ms(data, images[0], threads, latency_runs)
+            if fmt in tflm_formats:
+                row.update(_tflm_checks(data, reference, images[:micro_images]))
+        progress(f"    {path.name}: {len(data):,} bytes ({len(data) / limit:.2f}x one-bit limit)"
+                 + (f", {row['latency_ms']:.2f} ms" if "latency_ms" in row else ""), flush=True)
+        rows[fmt] = row
+
+    say("report.json, report.md")
+    float_ms = rows.get("float", {}).get("latency_ms")
+    for row in rows.values():
+        row["ratio_to_limit"] = row["bytes"] / limit
+        if float_ms and row.get("latency_ms"):
+            row["latency_vs_float"] = row["latency_ms"] / float_ms
+    result = {
+        "model": {"name": name, "source": source, "binary_weights": mem["binary_weights"],
+                  "float_parameters": mem["float_parameters"], "onebit_limit_bytes": limit,
+                  "float32_bytes": mem["float32_bytes"]},
+        "images": {"count": int(len(images)), "description": f"{len(images)} real images"},
+        "threads": threads, "latency_runs": latency_runs, "command": command,
+        "formats": rows, "seconds": time.perf_counter() - start,
+    }
+    return result
+
+
+def _tflm_checks(data, reference, images):
+    """Runs a LiteRT-compatible model in TFLite Micro: arena and parity."""
+    arena = micro.minimum_arena(data, images[0])
+    outputs = micro.run(data, images, arena)
+    parity = report.compare(reference[:len(images)], outputs)
+    return {"tflm_arena_bytes": arena, "tflm_max_abs_diff": parity["max_abs_diff"],
+            "tflm_argmax_agreement": parity["argmax_agreement"]}
+
+
+def _micro_checks(data, int8, reference, images, out_dir, progress):
+    arena = micro.minimum_arena(data, images[0])
+    int8_arena = micro.minimum_arena(int8, images[0])
+    outputs = micro.run(data, images, arena)
+    int8_outputs = micro.run(int8, images, int8_arena)
+    cc, h = micro.c_source(data, arena_size=arena)
+    write_text(out_dir / "model_data.cc", cc)
+    write_text(out_dir / "model_data.h", h)
+    progress(f"    model_data.cc/.h written; TFLM arena {arena:,} bytes "
+             f"(int8 without compression: {int8_arena:,})", flush=True)
+    return {"tflm_arena_bytes": arena, "int8_tflm_arena_bytes": int8_arena,
+            "bit_identical_to_int8_tflm": bool(np.array_equal(outputs, int8_outputs)),
+            **report.compare(reference[:len(images)], outputs)}

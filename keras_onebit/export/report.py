@@ -1,0 +1,118 @@
+"""Measurements of exported models and the report files.
+
+LiteRT: `ai_edge_litert.interpreter.Interpreter(model_content=..., num_threads=...)`
+(`tf.lite.Interpreter` is deprecated in TF 2.21). TFLite Micro: micro.run.
+"""
+
+import json
+import math
+import time
+
+import numpy as np
+
+from keras_onebit.export.files import write_text
+
+
+def litert_interpreter(model_bytes, threads=2):
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=bytes(model_bytes), num_threads=threads)
+    it.allocate_tensors()
+    return it
+
+
+def litert_outputs(model_bytes, images, threads=2):
+    """Outputs of a one-image-batch .tflite model for each image (float32 in)."""
+    it = litert_interpreter(model_bytes, threads)
+    inp, out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+    outputs = []
+    for image in np.asarray(images, np.float32):
+        it.set_tensor(inp, image[None])
+        it.invoke()
+        outputs.append(it.get_tensor(out)[0].copy())
+    return np.stack(outputs)
+
+
+def invoker(model_bytes, image, threads=2):
+    """A no-argument callable running one inference (after one warm-up run,
+    which also does the packed format's one-time unpack)."""
+    it = litert_interpreter(model_bytes, threads)
+    it.set_tensor(it.get_input_details()[0]["index"], np.asarray(image, np.float32)[None])
+    it.invoke()
+    return it.invoke
+
+
+def latency_ms(model_bytes, image, threads=2, runs=30):
+    """Median milliseconds per inference in LiteRT."""
+    run = invoker(model_bytes, image, threads)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return 1000.0 * float(np.median(times))
+
+
+def compare(reference, outputs):
+    """max |difference|, the same relative to max |reference|, argmax agreement."""
+    reference, outputs = np.asarray(reference, np.float64), np.asarray(outputs, np.float64)
+    diff = float(np.max(np.abs(reference - outputs)))
+    scale = float(np.max(np.abs(reference))) or 1.0
+    agree = float(np.mean(reference.argmax(-1) == outputs.argmax(-1)))
+    return {"max_abs_diff": diff, "max_rel_diff": diff / scale, "argmax_agreement": agree,
+            "images": int(len(reference))}
+
+
+def _fmt(value, digits=3):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+            return f"{value:.2e}"
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def markdown(report):
+    """report.md text from the report dict."""
+    m = report["model"]
+    lines = [
+        f"# Export report: {m['name']}", "",
+        f"- model: {m['source']}",
+        f"- binary weights: {m['binary_weights']:,}; float parameters: {m['float_parameters']:,}",
+        f"- one-bit limit (binary / 8 + floats * 4): {m['onebit_limit_bytes']:,} bytes",
+        f"- reference: Keras outputs on {report['images']['description']}",
+        f"- LiteRT latency: median of {report['latency_runs']} runs, batch 1, "
+        f"{report['threads']} threads; TFLite Micro arena measured by bisection (1 kB steps)",
+        f"- created by `{report['command']}`", "",
+        "| format | file | bytes | x one-bit limit | max abs diff | max rel diff | argmax agree "
+        "| LiteRT ms | x float | TFLM arena | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in report["formats"].items():
+        lines.append("| " + " | ".join([
+            name, row.get("file", "-"), _fmt(row.get("bytes")), _fmt(row.get("ratio_to_limit")),
+            _fmt(row.get("max_abs_diff")), _fmt(row.get("max_rel_diff")),
+            _fmt(row.get("argmax_agreement")), _fmt(row.get("latency_ms"), 2),
+            _fmt(row.get("latency_vs_float"), 2), _fmt(row.get("tflm_arena_bytes")),
+            row.get("notes", ""),
+        ]) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write(out_dir, report):
+    """Writes report.json and report.md (atomically) in `out_dir`."""
+    write_text(out_dir / "report.json", json.dumps(report, indent=2, sort_keys=True,
+                                                   default=_json_default) + "\n")
+    write_text(out_dir / "report.md", markdown(report))
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    raise TypeError(f"not JSON-serializable: {type(value).__name__}")
