@@ -38,6 +38,7 @@ flags.DEFINE_enum("strategy", "default", list(distribute.STRATEGIES), "tf.distri
 flags.DEFINE_list("devices", [], "Devices for --strategy mirrored (default: all GPUs or CPU).")
 flags.DEFINE_string("hub", None, "Also write a hub entry <hub>/<model id>/ (e.g. pretrained).")
 flags.DEFINE_bool("hub_default", False, "Make the hub entry the manifest default.")
+flags.DEFINE_string("hub_notes", "", "Free text for the hub entry's model card.")
 flags.DEFINE_integer("threads", 0, "TensorFlow intra/inter-op threads (0: default).")
 flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 1 progress bar, 2 a line per epoch.")
 FLAGS = flags.FLAGS
@@ -69,13 +70,16 @@ def main(argv):
     if FLAGS.hub and distribute.is_chief():
         from keras_onebit import hub
 
-        command = "python -m keras_onebit train " + shlex.join(sys.argv[1:])
+        command = "python -m keras_onebit " + shlex.join(sys.argv[1:])
+        metrics = {**metrics, "command": f"python -m keras_onebit eval --model "
+                                         f"{config.model_id} --dataset {config.dataset}"}
         path = hub.save_entry(model, f"{FLAGS.hub}/{config.model_id}", config.model_id,
                               factory=config.model,
                               factory_kwargs={"binary": config.binary,
                                               "classes": model.output_shape[-1]},
                               dataset=config.dataset, metrics=metrics,
-                              training_command=command, default=FLAGS.hub_default or None)
+                              training_command=command, default=FLAGS.hub_default or None,
+                              notes=FLAGS.hub_notes)
         for name in ("log.csv", "curves.png"):
             shutil.copyfile(pathlib.Path(config.out_dir) / name, pathlib.Path(path) / name)
         print("hub entry:", path)
