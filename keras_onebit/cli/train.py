@@ -31,6 +31,7 @@ flags.DEFINE_integer("recompute_bn_batches", 0,
 flags.DEFINE_integer("seed", 0, "Seed of weights, shuffling and augmentation.")
 flags.DEFINE_string("data_dir", None,
                     "Data directory (default $KERAS_ONEBIT_DATA or ../shared/data).")
+flags.DEFINE_alias("data-dir", "data_dir")
 flags.DEFINE_integer("train_limit", 0, "Use only the first N training images (0: all).")
 flags.DEFINE_string("out", None, "Run folder (default runs/<model id>).")
 flags.DEFINE_bool("resume", False, "Continue from the run folder's last checkpoint.")
