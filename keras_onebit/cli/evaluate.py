@@ -85,7 +85,7 @@ def evaluate(model, dataset="cifar10", data_dir=None, batch_size=100, limit=0, e
     """Evaluates `model` (and optionally the agreement with `other`); returns a dict."""
     import numpy as np
 
-    from keras_onebit.data import load_dataset
+    from keras_onebit.data import CLASSES, load_dataset
 
     d = load_dataset(dataset, data_dir=data_dir)
     x, y = d["x_test"], d["y_test"]
@@ -104,6 +104,10 @@ def evaluate(model, dataset="cifar10", data_dir=None, batch_size=100, limit=0, e
     result = {"dataset": dataset, **error_report(pred, y[index],
                                                 None if exact is None else exact[index]),
               "images_per_second": float(len(index) / max(seconds, 1e-9))}
+    classes = model.output_shape[-1]
+    if classes != CLASSES.get(dataset, classes):
+        result["note"] = (f"the model has {classes} classes, {dataset} {CLASSES[dataset]}: its "
+                          "error here is meaningless (use --agree_with to compare two models)")
     if other is not None:
         pred2 = predict_classes(other, x[index], batch_size, verbose)
         result["agreement"] = float(100.0 * (pred == pred2).mean())
@@ -125,6 +129,8 @@ def format_report(result):
         lines.append(f"same top-1 class as --agree_with: {result['agreement']:.2f}% of {n} images"
                      + (f", {result['agreement_exact']:.2f}% of the exact ones"
                         if "agreement_exact" in result else ""))
+    if "note" in result:
+        lines.append(f"note: {result['note']}")
     lines.append(f"{result['images_per_second']:.1f} images/s")
     return "\n".join(lines)
 

@@ -55,6 +55,37 @@ KNOWN_FILES = {
                "TrainedWideResNet20-10_CIFAR100_1-bit-per-weight-4MB.mat"},
 }
 
+EVAL = ("KERAS_ONEBIT_HUB=<hub folder> python -m keras_onebit eval --model {id} --dataset cifar10 "
+        "--data-dir ../shared/data")
+
+
+def _measured(model_id, exact, full):
+    return {"exact_test_accuracy_percent": exact, "exact_test_images": 1000,
+            "full_test_accuracy_percent": full, "full_test_images": 10000,
+            "data": "this project's CIFAR-10 copy: test[0:1000] exact, the rest from a JPEG "
+                    "(quality 75) copy (SPEC section 7)",
+            "command": EVAL.format(id=model_id)}
+
+
+def _agreement(model_id, other):
+    return {"cifar100_test_set": "not available here: no CIFAR-100 accuracy measured",
+            "top1_agreement_with_other_layout_percent": 59.0,
+            "agreement_images": "the 1000 exact CIFAR-10 test images",
+            "command": EVAL.format(id=model_id).replace(
+                "--dataset", f"--agree_with {other} --exact_only --dataset")}
+
+
+# Measured here on 2026-11-22 (docs/HUB.md); they go into the model cards of the conversions.
+MEASURED = {
+    "CIFAR10_allparams.mat": _measured("wrn_20_10-cifar10-1bit", 96.30, 87.19),
+    "TrainedWideResNet20-10_CIFAR10_1-bit-per-weight-4MB.mat":
+        _measured("wrn_20_10-cifar10-1bit-matlab", 96.20, 86.74),
+    "CIFAR100_allparams.mat": _agreement("wrn_20_10-cifar100-1bit",
+                                         "wrn_20_10-cifar100-1bit-matlab"),
+    "TrainedWideResNet20-10_CIFAR100_1-bit-per-weight-4MB.mat":
+        _agreement("wrn_20_10-cifar100-1bit-matlab", "wrn_20_10-cifar100-1bit"),
+}
+
 FACTORY_KWARGS = {"keras": {}, "matlab": {"stem_relu": True, "padding": "symmetric"}}
 
 
@@ -319,6 +350,9 @@ def import_mcdonnell(mat_path, out_dir, layout="auto", model_id=None, metrics=No
     model_id = model_id or default_model_id(info["classes"], info["layout"], info["depth"],
                                             info["width"])
     source = source_info(info)
+    known = KNOWN_FILES.get(info["sha256"])
+    if metrics is None and known and model_id == default_model_id(info["classes"], info["layout"]):
+        metrics = dict(MEASURED[known["file"]])
     notes = (
         "Converted from the authors' published weights by `keras_onebit.hub.import_mcdonnell`"
         f" ({info['layout']} layout). "
