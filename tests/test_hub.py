@@ -75,6 +75,10 @@ def test_save_entry_writes_complete_entry_and_project_manifest(env):
     assert entry["id"] == "wrn_20_1-cifar10-1bit" and entry["path"] == "wrn_20_1-cifar10-1bit"
     assert entry["sha256"] == config["weights_sha256"]
     assert not list(env.pretrained.glob(".*"))  # no temp folders left
+    hub.save_entry(model, env.pretrained, "wrn_20_1-cifar10-1bit", "wrn_20_1", {}, "cifar10",
+                   notes="replaced")  # over an existing entry
+    assert "replaced" in (folder / "MODEL_CARD.md").read_text()
+    assert len(registry.manifest_entries()) == 1 and not list(env.pretrained.glob(".*"))
     loaded = hub.load("wrn_20_1-cifar10-1bit")
     np.testing.assert_allclose(run(loaded),
                                run(model), rtol=1e-5, atol=1e-5)
@@ -334,8 +338,39 @@ def test_cli_hub_import_list_and_eval(env, capsys):
     result = json.loads(result_file.read_text())
     assert result["test_images"] == 1010 and result["exact_images"] == 1000
     assert 0 <= result["exact_error"] <= 100 and "exact test images" in out
+    code, out, err = _run(["eval", "--model", "wrn_8_1", "--weights", "x"], capsys)
+    assert code == 1 and "registered factory name" in err
+    code, out, err = _run(["hub", "verify", "--entry", "tiny"], capsys)
+    assert code == 0 and hub.read_config(env.mirror / "tiny")["weights_sha256"] in out
     code, out, err = _run(["eval", "--model", "nope"], capsys)
     assert code == 1 and "Known models" in err
     code, out, err = _run(["hub", "import-mcdonnell", "--mat", str(env.tmp / "none.mat"),
                            "--out", str(env.mirror)], capsys)
     assert code == 1 and "none.mat" in err
+
+
+def test_factory_name_with_weights_in_eval(env, capsys):
+    _, folder = save_small(env.mirror)
+    code, out, err = _run(["eval", "--model", "wrn_20_1", "--weights", str(folder),
+                           "--exact_only", "--limit", "20"], capsys)
+    assert code == 0, err
+    assert "20 exact test images" in out
+
+
+def test_symmetric_padding_option():
+    from keras_onebit.models.wrn import SymmetricAveragePooling2D
+
+    x = np.arange(16, dtype="float32").reshape(1, 4, 4, 1)
+    y = SymmetricAveragePooling2D(3, 2)(x).numpy()[0, :, :, 0]
+    # Windows start at row/col -1; padded cells are not counted.
+    assert y.shape == (2, 2)
+    assert y[0, 0] == pytest.approx(np.mean([0, 1, 4, 5]))
+    assert y[1, 1] == pytest.approx(np.mean([5, 6, 7, 9, 10, 11, 13, 14, 15]))
+    model = kob.models.wrn(8, 1, padding="symmetric")
+    assert model.get_layer("stage2_block1_conv1").padding == "valid"
+    assert model.get_layer("stage2_block1_conv1_pad").padding == ((1, 1), (1, 1))
+    assert model.get_layer("stage2_block1_conv2").padding == "same"
+    assert model.get_layer("stage2_block1_pool").output.shape == (None, 16, 16, 16)
+    assert "stage2_block1_conv1_pad" not in [layer.name for layer in kob.models.wrn(8, 1).layers]
+    with pytest.raises(ValueError, match="padding"):
+        kob.models.wrn(8, 1, padding="reflect")

@@ -47,8 +47,8 @@ def build_model(spec, weights=None, dataset="cifar10"):
         return models.get(spec, classes=data.CLASSES[dataset],
                           input_shape=data.INPUT_SHAPES[dataset], weights=weights)
     if weights:
-        raise ValueError("--weights goes with a factory name as --model "
-                         f"({', '.join(models.list_models())}); {spec!r} already has weights.")
+        raise ValueError(f"--weights needs a registered factory name as --model "
+                         f"({', '.join(models.list_models())}), got {spec!r}.")
     if str(spec).endswith(".keras"):
         return keras.saving.load_model(spec)
     return hub.load(spec)
@@ -145,15 +145,12 @@ def main(argv):
 
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
-    from keras_onebit.data import DataError
-    from keras_onebit.hub import HubError
-
     try:
         model = build_model(FLAGS.model, FLAGS.weights, FLAGS.dataset)
         other = build_model(FLAGS.agree_with, None, FLAGS.dataset) if FLAGS.agree_with else None
         result = evaluate(model, FLAGS.dataset, FLAGS.data_dir, FLAGS.batch_size, FLAGS.limit,
                           FLAGS.exact_only, other=other)
-    except (HubError, DataError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError) as e:  # HubError and DataError included
         print(f"eval: {e}", file=sys.stderr)
         return 1
     result.update(model=FLAGS.model, weights=FLAGS.weights, agree_with=FLAGS.agree_with,
