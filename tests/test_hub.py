@@ -374,3 +374,23 @@ def test_symmetric_padding_option():
     assert "stage2_block1_conv1_pad" not in [layer.name for layer in kob.models.wrn(8, 1).layers]
     with pytest.raises(ValueError, match="padding"):
         kob.models.wrn(8, 1, padding="reflect")
+
+
+def test_download_of_authors_mat_is_converted_into_cache(env):
+    keras.utils.set_random_seed(8)
+    source = randomize_bn(kob.models.wrn(8, 1, classes=10), 8)
+    mat = save_mat(env.tmp / "upstream.mat", keras_layout_dict(source))
+    sha = hub.sha256_file(mat)
+    registry.update_manifest({"id": "authors-tiny", "factory": "wrn_8_1", "dataset": "cifar10",
+                              "binary": True, "url": mat.as_uri(), "sha256": sha,
+                              "bytes": mat.stat().st_size,
+                              "source_format": "mcdonnell-keras-mat"})
+    np.testing.assert_allclose(run(hub.load("authors-tiny")), run(source), rtol=1e-4, atol=1e-4)
+    folder = env.cache / "authors-tiny"
+    assert hub.read_config(folder)["source"]["sha256"] == sha
+    assert (env.cache / "downloads" / "upstream.mat").is_file()
+    # A mirror converted from another file is refused.
+    other = save_mat(env.tmp / "other.mat", keras_layout_dict(randomize_bn(source, 9)))
+    hub.import_mcdonnell(other, env.mirror, model_id="authors-tiny")
+    with pytest.raises(hub.ChecksumError, match=sha):
+        hub.load("authors-tiny")
