@@ -193,13 +193,14 @@ def load(name_or_path, sha256=None):
 
 
 def list_entries():
-    """One dict per known model: id, dataset, factory, binary, default flag,
-    `local` (the entry folder found, or None) and `url`."""
+    """One dict per known model (manifest order, then other folders by name):
+    id, dataset, factory, binary, default flag, `local` (the entry folder
+    found, or None) and `url`."""
     manifest = registry.manifest_entries()
     found = registry.entry_dirs()
     default = registry.default_model_id()
     rows = []
-    for model_id in sorted(set(manifest) | set(found)):
+    for model_id in [*manifest, *sorted(set(found) - set(manifest))]:  # manifest order first
         entry = dict(manifest.get(model_id, {}))
         folder = found.get(model_id)
         if folder is not None and not entry:
