@@ -238,6 +238,7 @@ def strip_variable_inits(model_bytes, min_bytes=KERNEL_MIN_BYTES, strip_names=Tr
         subgraph.tensors.append(tensor)
         return len(subgraph.tensors) - 1
 
+    shared_names = {}
     for subgraph in model.subgraphs:
         operators, filled, value = [], set(), None
         for op in subgraph.operators or []:
@@ -265,14 +266,23 @@ def strip_variable_inits(model_bytes, min_bytes=KERNEL_MIN_BYTES, strip_names=Tr
                     replaced += 1
                 elif index in filled:
                     replaced += 1
+            if isinstance(op.builtinOptions, schema.VarHandleOptionsT):
+                # variable names carry per-process counters: make them stable
+                options = op.builtinOptions
+                key = (options.container, options.sharedName)
+                options.sharedName = shared_names.setdefault(
+                    key, f"onebit_var_{len(shared_names)}".encode())
             operators.append(op)
         subgraph.operators = operators
-        if strip_names:
+        if strip_names:  # also makes the bytes reproducible (names carry counters)
+            main = subgraph is model.subgraphs[0]
             io = {int(i) for part in (subgraph.inputs, subgraph.outputs) if part is not None
-                  for i in part}
+                  for i in part} if main else set()
             for index, tensor in enumerate(subgraph.tensors or []):
                 if index not in io:
                     tensor.name = b""
+            if not main:
+                subgraph.name = f"onebit_subgraph_{model.subgraphs.index(subgraph)}".encode()
     builder = flatbuffers.Builder(len(model_bytes))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output()), replaced

@@ -1,0 +1,181 @@
+"""TFLite exports vs Keras on real CIFAR-10 images (../shared/data).
+
+One small one-bit WRN-8-1, trained a few steps on real images with its BN
+statistics recomputed, is shared by the tests (a random model has near-tied
+logits, which makes argmax agreement meaningless).
+"""
+
+import numpy as np
+import pytest
+
+import keras
+import keras_onebit as kob
+from keras_onebit import export
+from keras_onebit.export import micro, packed_graph, report, tflite
+from keras_onebit.export.fallback import calibrate_batchnorm
+from keras_onebit.layers import is_binary
+
+
+@pytest.fixture(scope="module")
+def data(cifar10):
+    mask = cifar10["test_exact_mask"]
+    order = np.concatenate([np.flatnonzero(mask), np.flatnonzero(~mask)])
+    return {"train": cifar10["x_train"][:4000].astype("float32"),
+            "labels": cifar10["y_train"][:4000].astype("int64"),
+            "test": cifar10["x_test"][order[:500]].astype("float32")}
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    keras.utils.set_random_seed(0)
+    model = kob.models.wrn(8, 1, classifier_activation=None)
+    model.compile(keras.optimizers.Adam(2e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(data["train"], data["labels"], batch_size=64, epochs=3, verbose=0)
+    return calibrate_batchnorm(model, data["train"][:2000])
+
+
+@pytest.fixture(scope="module")
+def reference(model, data):
+    return model.predict(data["test"], batch_size=100, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def converted(model, data):
+    cache = {}
+
+    def get(fmt):
+        if fmt not in cache:
+            if fmt == "micro":
+                cache[fmt] = micro.compress(get("int8"))
+            else:
+                cache[fmt] = tflite.convert(model, fmt, data["train"][:200])
+        return cache[fmt]
+
+    return get
+
+
+def filters(model_bytes):
+    """{tensor name: (type name, raw bytes)} of every CONV_2D filter."""
+    schema = packed_graph._schema()
+    fb = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in fb.operatorCodes]
+    out = {}
+    for sg in fb.subgraphs:
+        for op in sg.operators:
+            if codes[op.opcodeIndex] == schema.BuiltinOperator.CONV_2D:
+                t = sg.tensors[op.inputs[1]]
+                out[t.name.decode()] = (names[t.type], bytes(fb.buffers[t.buffer].data),
+                                        list(t.shape))
+    return out
+
+
+def test_float_matches_keras(converted, reference, data):
+    out = report.litert_outputs(converted("float"), data["test"][:100])
+    assert report.compare(reference[:100], out)["max_rel_diff"] <= 1e-4
+
+
+def test_packed_matches_keras_in_litert(converted, reference, data, model):
+    packed = converted("packed")
+    out = report.litert_outputs(packed, data["test"][:100])
+    assert report.compare(reference[:100], out)["max_rel_diff"] <= 1e-4
+    # the sign bits stay packed: below the int8 file (1 byte per weight); the rest
+    # is graph structure (im2col, unpack), about 40 kB here
+    assert len(packed) < len(converted("int8"))
+    assert len(packed) < export.limit_bytes(model) + 50_000
+
+
+def test_packed_uses_builtin_ops_only_and_no_float_kernels(converted):
+    from ai_edge_litert.interpreter import Interpreter
+
+    ops = {o["op_name"] for o in Interpreter(model_content=converted("packed"))._get_ops_details()}
+    assert "CONV_2D" not in ops and "BATCH_MATMUL" in ops
+    assert not any(op.startswith(("Flex", "CUSTOM")) for op in ops)
+
+
+def test_packed_runs_in_tflite_micro(converted, reference, data):
+    packed = converted("packed")
+    images = data["test"][:3]
+    arena = micro.minimum_arena(packed, images[0])
+    out = micro.run(packed, images, arena)
+    assert report.compare(reference[:3], out)["max_rel_diff"] <= 1e-4
+
+
+@pytest.mark.parametrize("fmt", ["int8", "int4"])
+def test_quantized_agrees_with_keras(fmt, converted, reference, data):
+    out = report.litert_outputs(converted(fmt), data["test"])
+    result = report.compare(reference, out)
+    print(fmt, result)
+    # Measured 0.976-0.99 on this tiny, briefly trained model: per-tensor int8
+    # activations cost a few percent of the logit scale (see the report).
+    assert result["argmax_agreement"] >= 0.97
+
+
+def test_int8_binary_kernels_are_exactly_127(converted, model):
+    found = filters(converted("int8"))
+    assert len(found) == sum(is_binary(layer) for layer in model.layers)
+    for name, (kind, raw, shape) in found.items():
+        assert kind == "INT8", name
+        values = np.frombuffer(raw, np.int8).reshape(shape[0], -1)
+        assert set(np.unique(values)) <= {-127, 127}, name
+
+
+def test_int4_binary_kernels_are_exactly_7(converted):
+    found = filters(converted("int4"))
+    assert found
+    for name, (kind, raw, shape) in found.items():
+        assert kind == "INT4", name
+        nibbles = np.stack([np.frombuffer(raw, np.uint8) & 15, np.frombuffer(raw, np.uint8) >> 4],
+                           -1).reshape(-1)[:int(np.prod(shape))]
+        assert set(np.unique(nibbles)) <= {7, 9}, name  # +7 and -7 in two's complement
+
+
+def test_micro_is_bit_identical_to_int8_in_tflm(converted, data):
+    int8, compressed = converted("int8"), converted("micro")
+    assert len(compressed) < len(int8) / 2
+    images = data["test"][:10]
+    arena = micro.minimum_arena(compressed, images[0])
+    a = micro.run(compressed, images, arena)
+    b = micro.run(int8, images, micro.minimum_arena(int8, images[0]))
+    assert np.array_equal(a, b)
+    cc, h = micro.c_source(compressed, arena_size=arena)
+    assert "alignas(16) const unsigned char g_model_data[]" in cc
+    assert f"g_model_data_len = {len(compressed)};" in cc
+    assert f"g_model_data_arena_size = {arena};" in cc and "g_model_data_len;" in h
+
+
+def test_same_model_exported_twice_gives_identical_bytes(model, data, tmp_path):
+    for fmt in ("float", "packed"):
+        a = export.export_tflite(model, tmp_path / f"a_{fmt}.tflite", fmt)
+        b = export.export_tflite(model, tmp_path / f"b_{fmt}.tflite", fmt)
+        assert a.read_bytes() == b.read_bytes(), fmt
+
+
+def test_unsupported_layer_is_named(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    x = kob.BinaryConv2D(4, 3)(inputs)
+    x = keras.layers.UpSampling2D(name="grow")(x)
+    model = keras.Model(inputs, x)
+    with pytest.raises(export.ExportError, match="'grow' of type UpSampling2D"):
+        export.export_tflite(model, tmp_path / "m.tflite", "float")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_path_fails_before_work(model, tmp_path, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("conversion started")
+
+    monkeypatch.setattr(tflite, "convert", no_work)
+    with pytest.raises(export.ExportError, match="does not exist"):
+        export.export_tflite(model, tmp_path / "missing" / "m.tflite", "float")
+    with pytest.raises(export.ExportError, match="is a directory"):
+        export.export_tflite(model, tmp_path, "float")
+
+
+def test_quantized_formats_need_representative_data(model, tmp_path):
+    with pytest.raises(export.ExportError, match="representative_data"):
+        export.export_tflite(model, tmp_path / "m.tflite", "int8")
+    with pytest.raises(export.ExportError, match="Unknown format"):
+        export.export_tflite(model, tmp_path / "m.tflite", "int2")
+    assert list(tmp_path.iterdir()) == []
