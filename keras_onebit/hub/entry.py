@@ -1,6 +1,5 @@
 """Writing and reading one hub entry: config.json, weights, MODEL_CARD.md."""
 
-import contextlib
 import datetime
 import os
 import pathlib
@@ -214,9 +213,3 @@ def model_card(config, notes=""):
         lines += ["", "## Notes", "", notes.strip()]
     return "\n".join(lines) + "\n"
 
-
-def remove_tmp_dirs(root):
-    """Removes temp folders a crashed save_entry left behind in `root`."""
-    for sub in pathlib.Path(root).glob(".*.tmp-*"):
-        with contextlib.suppress(OSError):
-            shutil.rmtree(sub)
