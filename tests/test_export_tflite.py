@@ -5,10 +5,10 @@ statistics recomputed, is shared by the tests (a random model has near-tied
 logits, which makes argmax agreement meaningless).
 """
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import keras_onebit as kob
 from keras_onebit import export
 from keras_onebit.export import micro, packed_graph, report, tflite

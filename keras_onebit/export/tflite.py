@@ -50,7 +50,7 @@ def _converter(model):
     return converter
 
 
-def _representative(data, input_shape, samples=REPRESENTATIVE_SAMPLES):
+def _representative(data, input_shape, samples=None):
     if data is None:
         raise ExportError("Quantized formats (int8, int4, micro) need representative_data: "
                           "a few hundred real input images, as the model takes them.")
@@ -58,7 +58,7 @@ def _representative(data, input_shape, samples=REPRESENTATIVE_SAMPLES):
     if tuple(data.shape[1:]) != tuple(input_shape[1:]):
         raise ExportError(f"representative_data has shape {data.shape}; the model takes "
                           f"(N, {', '.join(map(str, input_shape[1:]))}).")
-    data = data[:samples]
+    data = data[:samples or REPRESENTATIVE_SAMPLES]
 
     def generate():
         for image in data:
