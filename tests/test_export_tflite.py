@@ -179,3 +179,23 @@ def test_quantized_formats_need_representative_data(model, tmp_path):
     with pytest.raises(export.ExportError, match="Unknown format"):
         export.export_tflite(model, tmp_path / "m.tflite", "int2")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_packed_dense_relu_bias_per_channel_scale_is_exact():
+    # A ReLU straight after a packed product is dropped by the converter unless
+    # something it cannot fold sits in between (see packed_graph); cover it,
+    # with per-channel scales, a bias and a dropout layer.
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((20,))
+    x = kob.BinaryDense(16, scale="mean_abs", use_bias=True, activation="relu")(inputs)
+    x = keras.layers.Dropout(0.3)(x)
+    x = kob.BinaryDense(12)(x)
+    x = keras.layers.ReLU()(x)
+    model = keras.Model(inputs, kob.BinaryDense(5)(x))
+    model.layers[1].bias.assign(np.linspace(-1, 1, 16).astype("float32"))
+    images = np.random.default_rng(0).standard_normal((8, 20)).astype("float32")
+    reference = model.predict(images, verbose=0)
+    packed = tflite.convert(model, "packed")
+    assert report.compare(reference, report.litert_outputs(packed, images))["max_rel_diff"] <= 1e-5
+    out = micro.run(packed, images, micro.minimum_arena(packed, images[0]))
+    assert report.compare(reference, out)["max_rel_diff"] <= 1e-5

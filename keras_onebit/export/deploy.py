@@ -145,9 +145,13 @@ def deploy_clone(model, mode="float"):
         raise ExportError(f"Cannot export nested model {nested.name!r} of type "
                           f"{type(nested).__name__}: flatten it into one functional model.")
     clone = keras.models.clone_model(model, clone_function=lambda layer: _clone_layer(layer, mode))
-    by_name = {layer.name: layer for layer in model.layers}
-    for new in clone.layers:
-        old = by_name[new.name]
+    if len(clone.layers) != len(model.layers):
+        raise ExportError(f"Cloning {model.name!r} changed its layer count.")
+    for old, new in zip(model.layers, clone.layers, strict=True):
+        if not old.weights and not is_binary(old):
+            continue
+        if old.name != new.name:
+            raise ExportError(f"Cloning {model.name!r}: layer {old.name!r} became {new.name!r}.")
         if is_binary(old):
             if mode == "packed":
                 continue  # the packed layer holds its bits as a constant

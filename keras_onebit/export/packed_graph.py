@@ -124,6 +124,11 @@ class PackedKernelLayer(keras.layers.Layer):
             y = tf.reshape(y, (-1, oh, ow, cols))
         else:
             y = tf.matmul(x, kernel)
+        # The converter fuses a ReLU that follows BATCH_MATMUL into it and then
+        # drops it (TF 2.21, non-constant right-hand side): adding a 0.0 taken
+        # from this layer's input, which it cannot fold, keeps the activation
+        # (fused into this ADD instead).
+        y = y + tf.minimum(tf.abs(tf.reshape(x, [-1])[0]), 0.0)
         if self.bias_value is not None:
             y = y + tf.constant(self.bias_value)
         return self.activation(y)
@@ -191,7 +196,8 @@ class PackedServer(tf.Module):
         return tf.constant(True)
 
     def _serve(self, x):
-        zero = tf.cast(tf.minimum(tf.abs(x[0, 0, 0, :1]), 0.0), tf.int8)  # [0], not a constant
+        first = tf.minimum(tf.abs(tf.reshape(x, [-1])[:1]), 0.0)  # [0.0], but not a constant
+        zero = tf.cast(first, tf.int8)
         done = tf.cond(self.ready, lambda: tf.constant(True), lambda: self._unpack_all(zero))
         # Keras variables (BN statistics, ...) enter as constants: only the
         # unpacked kernels are resource variables.
