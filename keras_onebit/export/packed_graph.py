@@ -88,6 +88,7 @@ class PackedKernelLayer(keras.layers.Layer):
         self.bias_value = None if bias is None else np.asarray(bias, np.float32)
         self.activation = keras.activations.get(activation)
         self.variable = None
+        self.zero = None
 
     @property
     def matrix_shape(self):
@@ -128,7 +129,8 @@ class PackedKernelLayer(keras.layers.Layer):
         # drops it (TF 2.21, non-constant right-hand side): adding a 0.0 taken
         # from this layer's input, which it cannot fold, keeps the activation
         # (fused into this ADD instead).
-        y = y + tf.minimum(tf.abs(tf.reshape(x, [-1])[0]), 0.0)
+        y = y + (self.zero if self.zero is not None
+                 else tf.minimum(tf.abs(tf.reshape(x, [-1])[0]), 0.0))
         if self.bias_value is not None:
             y = y + tf.constant(self.bias_value)
         return self.activation(y)
@@ -203,7 +205,14 @@ class PackedServer(tf.Module):
         # unpacked kernels are resource variables.
         constants = [(w, tf.constant(value)) for w, value in self.values]
         with tf.control_dependencies([done]), keras.StatelessScope(state_mapping=constants):
-            return self.clone(x, training=False)
+            zero = tf.minimum(tf.abs(tf.reshape(x, [-1])[0]), 0.0)
+            for layer in self.packed:
+                layer.zero = zero
+            try:
+                return self.clone(x, training=False)
+            finally:
+                for layer in self.packed:
+                    layer.zero = None
 
 
 def strip_variable_inits(model_bytes, min_bytes=KERNEL_MIN_BYTES, strip_names=True):
@@ -287,6 +296,9 @@ def strip_variable_inits(model_bytes, min_bytes=KERNEL_MIN_BYTES, strip_names=Tr
             for index, tensor in enumerate(subgraph.tensors or []):
                 if index not in io:
                     tensor.name = b""
+                q = tensor.quantization
+                if q is not None and (q.scale is None or len(q.scale) == 0):
+                    tensor.quantization = None  # an empty table per tensor otherwise
             if not main:
                 subgraph.name = f"onebit_subgraph_{model.subgraphs.index(subgraph)}".encode()
     builder = flatbuffers.Builder(len(model_bytes))
