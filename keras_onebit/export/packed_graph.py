@@ -14,7 +14,9 @@ a resource variable, unpacked once:
         input (PAD, STRIDED_SLICE, CONCATENATION, RESHAPE) for kh x kw > 1
 
 The byte taken from the input (always 0) stops the converter from folding the
-unpack back into float constants. The converter writes each variable's zero
+unpack back into float constants; a 0.0 from the input is also added after
+each product, since the converter fuses a following ReLU into BATCH_MATMUL
+and drops it. The converter writes each variable's zero
 initial value into its CALL_ONCE sub-graph (4 bytes per weight);
 `strip_variable_inits` replaces those constants by FILL operators, keeping
 the ASSIGN_VARIABLEs that TFLite Micro needs to allocate the variables.
