@@ -6,8 +6,23 @@
     export.export_tflite(model, "wrn.tflite", format="int8",
                          representative_data=images)
 
-Formats of `export_tflite`: "float", "int8", "int4", "packed", "micro".
-See docs/FORMAT.md for the archive's byte layout.
+Formats of `export_tflite` (all converted from a deploy clone with constant
+kernels, never from the training graph):
+- "float": +-alpha float32 kernels; the reference (XNNPACK in LiteRT).
+- "int8": full-integer post-training quantization from `representative_data`;
+  binary kernels are exactly +-127 per channel.
+- "int4": exact +-7 int4 kernels (fake_quant + `_experimental_low_bit_qat`),
+  int8 activations.
+- "packed": the sign bits stay packed in the file (builtin ops only; LiteRT
+  and TFLite Micro); unpacked once at the first invoke.
+- "micro": int8 + TFLite Micro 1-bit lookup tables (TFLite Micro only).
+`export_bundle` (bundle.py) writes every format with a report; the command is
+`python -m keras_onebit export`. docs/FORMAT.md has the byte layouts.
+
+Modules: packed (archive), deploy (deploy clone), tflite (conversions),
+packed_graph (in-graph packed format), micro (TFLM compression, arena, C
+source), report (measurements, report files), bundle (all formats at once),
+fallback (seeded stand-in model), files (atomic writes).
 """
 
 from keras_onebit.export.errors import ExportError
@@ -19,7 +34,15 @@ from keras_onebit.export.packed import (
 )
 from keras_onebit.export.tflite import FORMATS, convert, export_tflite
 
+
+def export_bundle(*args, **kwargs):
+    """All formats into one folder with report.json / report.md (see bundle.py)."""
+    from keras_onebit.export.bundle import export_bundle as run
+
+    return run(*args, **kwargs)
+
+
 __all__ = [
-    "FORMATS", "ExportError", "convert", "export_tflite", "limit_bytes", "load_packed",
-    "read_manifest", "save_packed",
+    "FORMATS", "ExportError", "convert", "export_bundle", "export_tflite", "limit_bytes",
+    "load_packed", "read_manifest", "save_packed",
 ]
