@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from keras_onebit import data as datasets
 from keras_onebit import models
+from keras_onebit.export import files
 from keras_onebit.training import distribute
 from keras_onebit.training.pipeline import eval_dataset, train_dataset
 from keras_onebit.training.plots import plot_curves
@@ -53,11 +54,8 @@ class RunConfig:
 
 
 def write_json(path, value):
-    """Atomic write: a temp file in the same folder, then rename."""
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    """Atomic write (temp file in the same folder, then rename)."""
+    files.write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 def save_model_atomic(model, path):
