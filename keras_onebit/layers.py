@@ -5,6 +5,12 @@ Each keeps a latent float kernel (what the optimizer updates) and uses
 `binary=False` makes the same layer an ordinary float layer, so the float
 twin of a model is one argument away. Defaults follow McDonnell (ICLR 2018):
 He-normal latent weights and no bias.
+
+`switchable=True` gives iterative layer binarization (Lan, arXiv
+2111.07046): the layer starts float and turns one-bit when `set_binary(True)`
+is called. The switch is a non-trainable boolean weight (`binary_on`), so it
+flips inside a compiled training step without retracing and without touching
+the optimizer state, and it is saved with the model.
 """
 
 import keras
@@ -17,8 +23,13 @@ from keras_onebit import quantizers
 class OneBitKernelMixin:
     """What the binary layers share: quantizers, deploy view, config."""
 
-    def _init_onebit(self, binary, scale, gradient, input_quantizer):
+    def _init_onebit(self, binary, scale, gradient, input_quantizer, switchable):
+        if switchable and not binary:
+            raise ValueError("switchable=True needs binary=True: the switch turns the "
+                             "layer from float to one-bit.")
         self.binary = bool(binary)
+        self.switchable = bool(switchable)
+        self.binary_on = None
         self.scale = scale
         self.gradient = gradient
         self.kernel_quantizer = (
@@ -26,12 +37,52 @@ class OneBitKernelMixin:
         )
         self.input_quantizer = quantizers.get(input_quantizer)
 
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.switchable:
+            self.binary_on = self.add_weight(
+                name="binary_on", shape=(), dtype="bool", initializer="zeros",
+                trainable=False)
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)  # Keras stores kernel and bias only
+        if self.binary_on is not None:
+            store["binary_on"] = self.binary_on
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        if self.binary_on is not None:
+            self.binary_on.assign(store["binary_on"])
+
+    def set_binary(self, on=True):
+        """Switches a `switchable` layer to one-bit weights (or back)."""
+        if not self.switchable:
+            raise ValueError(f"Layer {self.name!r} is not switchable (switchable=False).")
+        if self.binary_on is None:
+            raise ValueError(f"Layer {self.name!r} is not built yet.")
+        self.binary_on.assign(bool(on))
+
+    def binary_is_on(self):
+        """True when the forward pass uses one-bit weights now."""
+        if not self.binary:
+            return False
+        if not self.switchable:
+            return True
+        return self.binary_on is not None and bool(ops.convert_to_numpy(self.binary_on))
+
     def forward_kernel(self, kernel=None):
         """The kernel the forward pass uses (+-alpha when binary)."""
         kernel = self.kernel if kernel is None else kernel
         if self.kernel_quantizer is None:
             return kernel
-        return self.kernel_quantizer(kernel)
+        quantized = self.kernel_quantizer(kernel)
+        if self.binary_on is None:
+            return quantized
+        return ops.where(self.binary_on, quantized, kernel)
+
+    def extra_weights(self):
+        """The layer's weights other than the kernel and the switch (bias)."""
+        return [w for w in self.weights if w is not self.kernel and w is not self.binary_on]
 
     def quantize_input(self, inputs):
         if self.input_quantizer is None:
@@ -53,6 +104,7 @@ class OneBitKernelMixin:
             "scale": self.scale,
             "gradient": self.gradient,
             "input_quantizer": quantizers.serialize(self.input_quantizer),
+            "switchable": self.switchable,
         }
 
 
@@ -68,6 +120,8 @@ class BinaryConv2D(OneBitKernelMixin, keras.layers.Conv2D):
         gradient: `"ste"` (default), `"clipped"` or `"magnitude_aware"`.
         input_quantizer: None (real activations, default), `"approx_sign"`
             (Bi-Real Net), `"ste_sign"`, or a quantizer instance.
+        switchable: start float, turn one-bit on `set_binary(True)`
+            (iterative binarization; see `training.IterativeBinarization`).
     """
 
     def __init__(
@@ -78,6 +132,7 @@ class BinaryConv2D(OneBitKernelMixin, keras.layers.Conv2D):
         scale="he",
         gradient="ste",
         input_quantizer=None,
+        switchable=False,
         use_bias=False,
         kernel_initializer="he_normal",
         **kwargs,
@@ -89,7 +144,7 @@ class BinaryConv2D(OneBitKernelMixin, keras.layers.Conv2D):
             kernel_initializer=kernel_initializer,
             **kwargs,
         )
-        self._init_onebit(binary, scale, gradient, input_quantizer)
+        self._init_onebit(binary, scale, gradient, input_quantizer, switchable)
 
     def convolution_op(self, inputs, kernel):
         return super().convolution_op(
@@ -104,8 +159,8 @@ class BinaryConv2D(OneBitKernelMixin, keras.layers.Conv2D):
 class BinaryDense(OneBitKernelMixin, keras.layers.Dense):
     """Densely connected layer with one-bit weights.
 
-    Args: as `keras.layers.Dense`, plus `binary`, `scale`, `gradient` and
-    `input_quantizer` as in `BinaryConv2D`.
+    Args: as `keras.layers.Dense`, plus `binary`, `scale`, `gradient`,
+    `input_quantizer` and `switchable` as in `BinaryConv2D`.
     """
 
     def __init__(
@@ -115,6 +170,7 @@ class BinaryDense(OneBitKernelMixin, keras.layers.Dense):
         scale="he",
         gradient="ste",
         input_quantizer=None,
+        switchable=False,
         use_bias=False,
         kernel_initializer="he_normal",
         **kwargs,
@@ -125,7 +181,7 @@ class BinaryDense(OneBitKernelMixin, keras.layers.Dense):
             kernel_initializer=kernel_initializer,
             **kwargs,
         )
-        self._init_onebit(binary, scale, gradient, input_quantizer)
+        self._init_onebit(binary, scale, gradient, input_quantizer, switchable)
 
     def call(self, inputs, training=None):
         x = ops.matmul(self.quantize_input(inputs), self.forward_kernel())
@@ -178,5 +234,6 @@ BINARY_LAYERS = (BinaryConv2D, BinaryDense)
 
 
 def is_binary(layer):
-    """True for a layer whose kernel is stored as one bit per weight."""
-    return isinstance(layer, BINARY_LAYERS) and layer.binary
+    """True for a layer whose kernel is one bit per weight now (a switchable
+    layer counts once it is switched on)."""
+    return isinstance(layer, BINARY_LAYERS) and layer.binary_is_on()

@@ -41,6 +41,12 @@ flags.DEFINE_string("hub", None, "Also write a hub entry <hub>/<model id>/ (e.g.
 flags.DEFINE_bool("hub_default", False, "Make the hub entry the manifest default.")
 flags.DEFINE_string("hub_notes", "", "Free text for the hub entry's model card.")
 flags.DEFINE_integer("threads", 0, "TensorFlow intra/inter-op threads (0: default).")
+flags.DEFINE_integer("iterative_epochs", 0,
+                     "Iterative layer binarization (Lan): start float and make one more conv "
+                     "one-bit every N epochs (0: all one-bit from the start).")
+flags.DEFINE_string("iterative_order", "forward",
+                    "Order of iterative binarization: forward, reverse, random, or a "
+                    "comma-separated list of layer names.")
 flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 1 progress bar, 2 a line per epoch.")
 FLAGS = flags.FLAGS
 
@@ -53,7 +59,8 @@ def config_from_flags():
         augmentation=FLAGS.augmentation, zero_momentum_at_restart=FLAGS.zero_momentum_at_restart,
         recompute_bn_batches=FLAGS.recompute_bn_batches, seed=FLAGS.seed,
         data_dir=FLAGS.data_dir, train_limit=FLAGS.train_limit, strategy=FLAGS.strategy,
-        devices=tuple(FLAGS.devices), verbose=FLAGS.verbose)
+        devices=tuple(FLAGS.devices), iterative_epochs=FLAGS.iterative_epochs,
+        iterative_order=FLAGS.iterative_order, verbose=FLAGS.verbose)
     config.out_dir = FLAGS.out or f"runs/{config.model_id}"
     return config
 
@@ -77,7 +84,8 @@ def main(argv):
         path = hub.save_entry(model, f"{FLAGS.hub}/{config.model_id}", config.model_id,
                               factory=config.model,
                               factory_kwargs={"binary": config.binary,
-                                              "classes": model.output_shape[-1]},
+                                              "classes": model.output_shape[-1],
+                                              **config.factory_kwargs()},
                               dataset=config.dataset, metrics=metrics,
                               training_command=command, default=FLAGS.hub_default or None,
                               notes=FLAGS.hub_notes)

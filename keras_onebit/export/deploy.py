@@ -34,7 +34,7 @@ SUPPORTED = {
     "SymmetricAveragePooling2D", "ShiftedReLU", "BinaryConv2D", "BinaryDense",
 }
 TRAINING_ONLY = {"Dropout", "SpatialDropout2D", "GaussianNoise"}
-ONEBIT_KEYS = ("binary", "scale", "gradient", "input_quantizer")
+ONEBIT_KEYS = ("binary", "scale", "gradient", "input_quantizer", "switchable")
 
 
 def check_supported(model):
@@ -152,12 +152,15 @@ def deploy_clone(model, mode="float"):
             continue
         if old.name != new.name:
             raise ExportError(f"Cloning {model.name!r}: layer {old.name!r} became {new.name!r}.")
-        if is_binary(old):
-            if mode == "packed":
-                continue  # the packed layer holds its bits as a constant
-            weights = [deploy_kernel(old)] + [
-                keras.ops.convert_to_numpy(w) for w in old.weights if w is not old.kernel]
-            new.set_weights(weights)
-        elif old.weights:
-            new.set_weights([keras.ops.convert_to_numpy(w) for w in old.weights])
+        if is_binary(old) and mode == "packed":
+            continue  # the packed layer holds its bits as a constant
+        new.set_weights(_deploy_weights(old))
     return clone
+
+
+def _deploy_weights(layer):
+    """The numpy weights of the deploy layer replacing `layer`."""
+    if isinstance(layer, BINARY_LAYERS):  # the forward kernel, then bias; no switch
+        return [deploy_kernel(layer)] + [keras.ops.convert_to_numpy(w)
+                                         for w in layer.extra_weights()]
+    return [keras.ops.convert_to_numpy(w) for w in layer.weights]

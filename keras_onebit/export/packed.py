@@ -55,9 +55,11 @@ def weight_owners(model):
     return owners
 
 
-def binary_kernels(model):
-    """{id(kernel): layer} for every one-bit layer of `model`."""
-    return {id(layer.kernel): layer for layer in all_layers(model) if is_binary(layer)}
+def binary_kernels(model, switched_off_too=False):
+    """{id(kernel): layer} for every one-bit layer of `model` (with
+    `switched_off_too`, also the switchable layers not switched on yet)."""
+    return {id(layer.kernel): layer for layer in all_layers(model)
+            if is_binary(layer) or (switched_off_too and getattr(layer, "switchable", False))}
 
 
 def architecture_json(model):
@@ -308,7 +310,7 @@ def load_packed(path):
             f"{path}: the archive has {len(tensors)} tensors but the architecture has "
             f"{len(weights)} variables."
         )
-    kernels = binary_kernels(model)
+    kernels = binary_kernels(model, switched_off_too=True)
     for entry, w in zip(tensors, weights, strict=True):
         shape = tuple(int(d) for d in entry["shape"])
         layer = entry.get("layer")
@@ -334,6 +336,8 @@ def load_packed(path):
             scale_count = math.prod(entry["scale_shape"])
             alpha = _slice(path, floats, entry["scale_offset"], scale_count,
                            f"layer {layer!r} scale").reshape(entry["scale_shape"])
+            if kernels[id(w)].switchable:
+                kernels[id(w)].set_binary(True)  # the archive stores it one-bit
             value = _restore_kernel(kernels[id(w)], unpack_signs(packed, shape), alpha)
         elif entry["kind"] == "float32":
             value = _slice(path, floats, entry["offset"], count,

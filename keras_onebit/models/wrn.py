@@ -33,6 +33,7 @@ def wrn(
     padding="same",
     batch_norm=True,
     temperature=40.0,
+    switchable=False,
     weights=None,
     name=None,
 ):
@@ -58,13 +59,16 @@ def wrn(
             becomes the shifted ReLU max(x, -1), and the logits are divided
             by `temperature` before global average pooling.
         temperature: logit divisor without BN (40 CIFAR-10, 25 CIFAR-100).
+        switchable: every binary conv starts float and turns one-bit when
+            switched (iterative layer binarization, see
+            `keras_onebit.training.IterativeBinarization`).
         weights: None, a hub model id, a dataset name or a path.
         name: model name; default "wrn_<depth>_<width>".
     """
     blocks = blocks_per_stage(depth)
     if padding not in ("same", "symmetric"):
         raise ValueError(f'padding must be "same" or "symmetric", got {padding!r}.')
-    conv = _conv_factory(binary, weight_decay, padding == "symmetric")
+    conv = _conv_factory(binary, weight_decay, padding == "symmetric", switchable)
     norm = learn_bn if batch_norm else None
 
     inputs = keras.Input(shape=input_shape, name="pixels")
@@ -134,7 +138,7 @@ def _bn_relu(x, prefix, norm):
     return layers.ReLU(name=f"{prefix}_relu")(x)
 
 
-def _conv_factory(binary, weight_decay, symmetric=False):
+def _conv_factory(binary, weight_decay, symmetric=False, switchable=False):
     regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
 
     def conv(filters, kernel_size, stride, name):
@@ -144,6 +148,7 @@ def _conv_factory(binary, weight_decay, symmetric=False):
             strides=stride,
             padding="valid" if symmetric and stride > 1 else "same",
             binary=binary,
+            switchable=switchable,
             kernel_regularizer=regularizer,
             name=name,
         )

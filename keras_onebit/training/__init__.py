@@ -2,6 +2,12 @@
 
 from keras_onebit.training.augment import augment, cutout, flip, pad_crop
 from keras_onebit.training.batchnorm import recompute_bn_statistics
+from keras_onebit.training.iterative import (
+    IterativeBinarization,
+    binarization_order,
+    measure_sensitivity,
+    sensitivity_order,
+)
 from keras_onebit.training.pipeline import eval_dataset, train_dataset
 from keras_onebit.training.schedules import (
     WarmRestartCosine,
@@ -10,6 +16,7 @@ from keras_onebit.training.schedules import (
 )
 
 __all__ = [
+    "IterativeBinarization", "binarization_order", "measure_sensitivity", "sensitivity_order",
     "WarmRestartCosine", "ZeroMomentumAtRestart", "augment", "cutout", "eval_dataset", "flip",
     "pad_crop", "recompute_bn_statistics", "restart_epochs", "train_dataset",
 ]

@@ -18,6 +18,7 @@ from keras_onebit import data as datasets
 from keras_onebit import models
 from keras_onebit.export import files
 from keras_onebit.training import distribute
+from keras_onebit.training.iterative import ORDERS, IterativeBinarization
 from keras_onebit.training.pipeline import eval_dataset, train_dataset
 from keras_onebit.training.plots import plot_curves
 from keras_onebit.training.schedules import WarmRestartCosine, ZeroMomentumAtRestart
@@ -46,11 +47,29 @@ class RunConfig:
     out_dir: str = "runs/wrn_20_1-cifar10-1bit"
     strategy: str = "default"
     devices: tuple = ()
+    iterative_epochs: int = 0
+    iterative_order: str = "forward"
     verbose: int = 1
 
     @property
     def model_id(self):
         return f"{self.model}-{self.dataset}-{'1bit' if self.binary else 'float'}"
+
+    def factory_kwargs(self):
+        """Factory arguments beyond binary / classes that this run needs."""
+        if not self.iterative_epochs:
+            return {}
+        if not self.binary:
+            raise ValueError("Iterative binarization (iterative_epochs > 0) needs a one-bit run.")
+        return {"switchable": True}
+
+    def iterative_callbacks(self):
+        if not self.iterative_epochs:
+            return []
+        order = self.iterative_order
+        if order not in ORDERS:
+            order = [name.strip() for name in order.split(",") if name.strip()]
+        return [IterativeBinarization(order, self.iterative_epochs, seed=self.seed)]
 
 
 def write_json(path, value):
@@ -89,7 +108,8 @@ class LogLearningRate(keras.callbacks.Callback):
 
 def build(config, steps_per_epoch, input_shape, classes):
     model = models.get(config.model, binary=config.binary, classes=classes,
-                       input_shape=input_shape, weight_decay=config.weight_decay)
+                       input_shape=input_shape, weight_decay=config.weight_decay,
+                       **config.factory_kwargs())
     schedule = WarmRestartCosine(steps_per_epoch, config.max_lr, config.min_lr,
                                  config.first_cycle)
     model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=config.momentum),
@@ -152,7 +172,7 @@ def train(config, resume=False):
         write_json(out / "config.json", dataclasses.asdict(config))
     ds = train_dataset(data["x_train"], data["y_train"], config.batch_size, config.seed,
                        config.augmentation, start_step=start * steps)
-    callbacks = [LogLearningRate(), EpochCheckpoint(out, chief)]
+    callbacks = [*config.iterative_callbacks(), LogLearningRate(), EpochCheckpoint(out, chief)]
     if chief:
         callbacks.append(keras.callbacks.CSVLogger(str(out / LOG), append=resume and start > 0))
     if config.zero_momentum_at_restart:
