@@ -7,12 +7,14 @@
 
 __version__ = "0.1.0"
 
-from keras_onebit import data, hub, layers, models, quantizers, training
+from keras_onebit import data, hub, layers, models, quantizers, storage, training
 from keras_onebit.layers import BinaryConv2D, BinaryDense, ZeroChannels
 from keras_onebit.quantizers import ApproxSign, SignWeight, SteSign
+from keras_onebit.storage import BitMaskReLU, StochasticBinaryStorage
 from keras_onebit.summary import summary
 
 __all__ = [
-    "ApproxSign", "BinaryConv2D", "BinaryDense", "SignWeight", "SteSign",
-    "ZeroChannels", "data", "hub", "layers", "models", "quantizers", "summary", "training",
+    "ApproxSign", "BinaryConv2D", "BinaryDense", "BitMaskReLU", "SignWeight", "SteSign",
+    "StochasticBinaryStorage", "ZeroChannels", "data", "hub", "layers", "models", "quantizers",
+    "storage", "summary", "training",
 ]

@@ -17,13 +17,13 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_onebit import quantizers
+from keras_onebit import quantizers, storage
 
 
 class OneBitKernelMixin:
     """What the binary layers share: quantizers, deploy view, config."""
 
-    def _init_onebit(self, binary, scale, gradient, input_quantizer, switchable):
+    def _init_onebit(self, binary, scale, gradient, input_quantizer, switchable, input_storage):
         if switchable and not binary:
             raise ValueError("switchable=True needs binary=True: the switch turns the "
                              "layer from float to one-bit.")
@@ -36,6 +36,7 @@ class OneBitKernelMixin:
             quantizers.SignWeight(scale, gradient) if self.binary else None
         )
         self.input_quantizer = quantizers.get(input_quantizer)
+        self.input_storage = storage.get(input_storage)
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -89,6 +90,14 @@ class OneBitKernelMixin:
             return inputs
         return self.input_quantizer(inputs)
 
+    def linear(self, op, inputs, kernel, training=None):
+        """op(quantized inputs, forward kernel); in training, the input kept
+        for the backward pass is what `input_storage` says (all of it by default)."""
+        inputs, kernel = self.quantize_input(inputs), self.forward_kernel(kernel)
+        if self.input_storage is None or not training:
+            return op(inputs, kernel)
+        return self.input_storage.apply(op, inputs, kernel)
+
     def sign_bits(self):
         """Boolean array, True where the latent weight is >= 0 (bit 1 = +1)."""
         return ops.convert_to_numpy(self.kernel) >= 0
@@ -105,6 +114,7 @@ class OneBitKernelMixin:
             "gradient": self.gradient,
             "input_quantizer": quantizers.serialize(self.input_quantizer),
             "switchable": self.switchable,
+            "input_storage": quantizers.serialize(self.input_storage),
         }
 
 
@@ -122,6 +132,9 @@ class BinaryConv2D(OneBitKernelMixin, keras.layers.Conv2D):
             (Bi-Real Net), `"ste_sign"`, or a quantizer instance.
         switchable: start float, turn one-bit on `set_binary(True)`
             (iterative binarization; see `training.IterativeBinarization`).
+        input_storage: None (the backward pass keeps the input as it is) or
+            `"stochastic_1bit"` / a `StochasticBinaryStorage` (one random
+            bit per element; McDonnell et al. 2017).
     """
 
     def __init__(
@@ -133,6 +146,7 @@ class BinaryConv2D(OneBitKernelMixin, keras.layers.Conv2D):
         gradient="ste",
         input_quantizer=None,
         switchable=False,
+        input_storage=None,
         use_bias=False,
         kernel_initializer="he_normal",
         **kwargs,
@@ -144,12 +158,18 @@ class BinaryConv2D(OneBitKernelMixin, keras.layers.Conv2D):
             kernel_initializer=kernel_initializer,
             **kwargs,
         )
-        self._init_onebit(binary, scale, gradient, input_quantizer, switchable)
+        self._init_onebit(binary, scale, gradient, input_quantizer, switchable, input_storage)
+
+    def call(self, inputs, training=None):
+        self._training = training  # read by convolution_op, whose signature is Keras'
+        try:
+            return super().call(inputs)
+        finally:
+            self._training = None
 
     def convolution_op(self, inputs, kernel):
-        return super().convolution_op(
-            self.quantize_input(inputs), self.forward_kernel(kernel)
-        )
+        return self.linear(super().convolution_op, inputs, kernel,
+                           getattr(self, "_training", None))
 
     def get_config(self):
         return {**super().get_config(), **self._onebit_config()}
@@ -160,7 +180,7 @@ class BinaryDense(OneBitKernelMixin, keras.layers.Dense):
     """Densely connected layer with one-bit weights.
 
     Args: as `keras.layers.Dense`, plus `binary`, `scale`, `gradient`,
-    `input_quantizer` and `switchable` as in `BinaryConv2D`.
+    `input_quantizer`, `switchable` and `input_storage` as in `BinaryConv2D`.
     """
 
     def __init__(
@@ -171,6 +191,7 @@ class BinaryDense(OneBitKernelMixin, keras.layers.Dense):
         gradient="ste",
         input_quantizer=None,
         switchable=False,
+        input_storage=None,
         use_bias=False,
         kernel_initializer="he_normal",
         **kwargs,
@@ -181,10 +202,10 @@ class BinaryDense(OneBitKernelMixin, keras.layers.Dense):
             kernel_initializer=kernel_initializer,
             **kwargs,
         )
-        self._init_onebit(binary, scale, gradient, input_quantizer, switchable)
+        self._init_onebit(binary, scale, gradient, input_quantizer, switchable, input_storage)
 
     def call(self, inputs, training=None):
-        x = ops.matmul(self.quantize_input(inputs), self.forward_kernel())
+        x = self.linear(ops.matmul, inputs, self.kernel, training)
         if self.bias is not None:
             x = ops.add(x, self.bias)
         if self.activation is not None:

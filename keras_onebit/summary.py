@@ -23,7 +23,7 @@ def layer_memory(layer):
         return 0, sum(math.prod(w.shape) for w in weights)
     binary = math.prod(layer.kernel.shape)
     scales = layer.kernel.shape[-1] if layer.kernel_quantizer.per_channel else 1
-    others = sum(math.prod(w.shape) for w in weights if w is not layer.kernel)
+    others = sum(math.prod(w.shape) for w in layer.extra_weights())
     return binary, scales + others
 
 

@@ -132,3 +132,28 @@ def test_variant_without_batch_norm():
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
     pooled = keras.Model(model.input, model.get_layer("pool").output)(x).numpy()
     np.testing.assert_allclose(pooled, logits(x).numpy().mean(axis=(1, 2)) / 40, rtol=1e-5)
+
+
+def test_bireal_18_and_34_census_and_binary_weight_counts():
+    from keras_onebit.quantizers import ApproxSign
+
+    model = kob.models.bireal_18()
+    convs = [layer for layer in model.layers if isinstance(layer, kob.BinaryConv2D)]
+    assert len(convs) == 16 and model.name == "bireal_18"
+    assert kob.summary(model, print_fn=lambda *a: None)["binary_weights"] == 10_985_472
+    assert all(isinstance(c.input_quantizer, ApproxSign) and c.kernel_quantizer.per_channel
+               and c.gradient == "magnitude_aware" for c in convs)
+    assert sum(isinstance(layer, kob.BinaryConv2D) for layer in kob.models.bireal_34().layers) == 32
+    # the real-valued shortcuts: one 1x1 projection per downsampling stage
+    assert [layer.name for layer in model.layers if layer.name.endswith("_proj")] == [
+        "stage2_block1_proj", "stage3_block1_proj", "stage4_block1_proj"]
+
+
+def test_bireal_runs_on_raw_pixels_and_its_float_twin_has_relu():
+    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    model = kob.models.bireal_18(classes=10, input_shape=(64, 64, 3))
+    probs = model.predict(x, verbose=0)
+    assert probs.shape == (2, 10) and np.allclose(probs.sum(-1), 1, atol=1e-5)
+    twin = kob.models.bireal_18(classes=10, input_shape=(64, 64, 3), binary=False)
+    assert sum(isinstance(layer, keras.layers.ReLU) for layer in twin.layers) == 16
+    assert not any(kob.layers.is_binary(layer) for layer in twin.layers)

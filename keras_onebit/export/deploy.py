@@ -31,10 +31,10 @@ SUPPORTED = {
     "Minimum", "Concatenate", "AveragePooling2D", "MaxPooling2D", "GlobalAveragePooling2D",
     "GlobalMaxPooling2D", "Flatten", "Reshape", "ZeroPadding2D", "Cropping2D", "Dropout",
     "SpatialDropout2D", "GaussianNoise", "Rescaling", "Identity", "ZeroChannels",
-    "SymmetricAveragePooling2D", "ShiftedReLU", "BinaryConv2D", "BinaryDense",
+    "SymmetricAveragePooling2D", "ShiftedReLU", "BinaryConv2D", "BinaryDense", "BitMaskReLU",
 }
 TRAINING_ONLY = {"Dropout", "SpatialDropout2D", "GaussianNoise"}
-ONEBIT_KEYS = ("binary", "scale", "gradient", "input_quantizer", "switchable")
+ONEBIT_KEYS = ("binary", "scale", "gradient", "input_quantizer", "switchable", "input_storage")
 
 
 def check_supported(model):
@@ -117,6 +117,8 @@ def _clone_layer(layer, mode):
     kind = type(layer).__name__
     if kind in TRAINING_ONLY:
         return keras.layers.Identity(name=layer.name)
+    if kind == "BitMaskReLU":  # differs from ReLU only in what training keeps
+        return keras.layers.ReLU(name=layer.name)
     if isinstance(layer, BINARY_LAYERS):
         config = plain_config(layer)
         conv = isinstance(layer, keras.layers.Conv2D)

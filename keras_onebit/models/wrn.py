@@ -15,6 +15,7 @@ No biases, no dense layer; every BN but the input one has no scale/offset
 import keras
 from keras import layers, ops
 
+from keras_onebit import storage
 from keras_onebit.layers import BinaryConv2D, ShiftedReLU, ZeroChannels
 
 BN_EPSILON = 1e-5
@@ -34,6 +35,7 @@ def wrn(
     batch_norm=True,
     temperature=40.0,
     switchable=False,
+    input_storage=None,
     weights=None,
     name=None,
 ):
@@ -62,14 +64,19 @@ def wrn(
         switchable: every binary conv starts float and turns one-bit when
             switched (iterative layer binarization, see
             `keras_onebit.training.IterativeBinarization`).
+        input_storage: what every conv keeps of its input for the backward
+            pass: None (all of it) or "stochastic_1bit" (one random bit per
+            element, McDonnell et al. 2017; see `keras_onebit.storage`).
         weights: None, a hub model id, a dataset name or a path.
         name: model name; default "wrn_<depth>_<width>".
     """
     blocks = blocks_per_stage(depth)
     if padding not in ("same", "symmetric"):
         raise ValueError(f'padding must be "same" or "symmetric", got {padding!r}.')
-    conv = _conv_factory(binary, weight_decay, padding == "symmetric", switchable)
+    conv = _conv_factory(binary, weight_decay, padding == "symmetric", switchable,
+                         input_storage)
     norm = learn_bn if batch_norm else None
+    relu = layers.ReLU if input_storage is None else storage.BitMaskReLU
 
     inputs = keras.Input(shape=input_shape, name="pixels")
     x = _bn("stem_bn", learn=True)(inputs)
@@ -80,8 +87,8 @@ def wrn(
         for block in range(blocks):
             down = stage > 0 and block == 0
             prefix = f"stage{stage + 1}_block{block + 1}"
-            x = _block(x, 16 * width * 2**stage, down, prefix, conv, norm, padding)
-    x = _bn_relu(x, "head", norm)
+            x = _block(x, 16 * width * 2**stage, down, prefix, conv, norm, padding, relu)
+    x = _bn_relu(x, "head", norm, relu)
     x = conv(classes, 1, 1, "head_conv")(x)
     if batch_norm:
         x = _bn("head_bn_out", learn=False)(x)
@@ -108,11 +115,11 @@ def blocks_per_stage(depth):
     raise ValueError(f"WRN depth must be 6n + 2 or 6n + 4 with n >= 1, got {depth}.")
 
 
-def _block(x, filters, down, prefix, conv, norm, padding="same"):
+def _block(x, filters, down, prefix, conv, norm, padding="same", relu=layers.ReLU):
     stride = 2 if down else 1
-    y = _bn_relu(x, f"{prefix}_1", norm)
+    y = _bn_relu(x, f"{prefix}_1", norm, relu)
     y = conv(filters, 3, stride, f"{prefix}_conv1")(y)
-    y = _bn_relu(y, f"{prefix}_2", norm)
+    y = _bn_relu(y, f"{prefix}_2", norm, relu)
     y = conv(filters, 3, 1, f"{prefix}_conv2")(y)
     if down and padding == "symmetric":
         x = SymmetricAveragePooling2D(3, 2, name=f"{prefix}_pool")(x)
@@ -129,16 +136,16 @@ def _bn(name, learn):
     )
 
 
-def _bn_relu(x, prefix, norm):
-    """BN (learned scale/offset if `norm` is True) -> ReLU; with `norm` None
-    (no batch norm) the shifted ReLU max(x, -1) instead."""
+def _bn_relu(x, prefix, norm, relu=layers.ReLU):
+    """BN (learned scale/offset if `norm` is True) -> `relu`; with `norm`
+    None (no batch norm) the shifted ReLU max(x, -1) instead."""
     if norm is None:
         return ShiftedReLU(name=f"{prefix}_srelu")(x)
     x = _bn(f"{prefix}_bn", norm)(x)
-    return layers.ReLU(name=f"{prefix}_relu")(x)
+    return relu(name=f"{prefix}_relu")(x)
 
 
-def _conv_factory(binary, weight_decay, symmetric=False, switchable=False):
+def _conv_factory(binary, weight_decay, symmetric=False, switchable=False, input_storage=None):
     regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
 
     def conv(filters, kernel_size, stride, name):
@@ -149,6 +156,7 @@ def _conv_factory(binary, weight_decay, symmetric=False, switchable=False):
             padding="valid" if symmetric and stride > 1 else "same",
             binary=binary,
             switchable=switchable,
+            input_storage=input_storage,
             kernel_regularizer=regularizer,
             name=name,
         )
