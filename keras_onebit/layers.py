@@ -19,11 +19,19 @@ from keras import ops
 
 from keras_onebit import quantizers, storage
 
+ONEBIT_ARGS = ("binary", "scale", "gradient", "input_quantizer", "switchable", "input_storage")
+
+
+def pop_onebit_args(kwargs):
+    """Takes the one-bit arguments (`ONEBIT_ARGS`) out of a layer's kwargs."""
+    return {name: kwargs.pop(name) for name in ONEBIT_ARGS if name in kwargs}
+
 
 class OneBitKernelMixin:
     """What the binary layers share: quantizers, deploy view, config."""
 
-    def _init_onebit(self, binary, scale, gradient, input_quantizer, switchable, input_storage):
+    def _init_onebit(self, binary=True, scale="he", gradient="ste", input_quantizer=None,
+                     switchable=False, input_storage=None):
         if switchable and not binary:
             raise ValueError("switchable=True needs binary=True: the switch turns the "
                              "layer from float to one-bit.")
@@ -123,7 +131,8 @@ class BinaryConv2D(OneBitKernelMixin, keras.layers.Conv2D):
     """2D convolution with one-bit weights.
 
     Args:
-        filters, kernel_size, strides, padding, ...: as `keras.layers.Conv2D`.
+        filters, kernel_size, strides, padding, ...: as `keras.layers.Conv2D`;
+            the one-bit arguments below are keyword arguments.
         binary: if False the layer is a plain float Conv2D.
         scale: `"he"` (constant sqrt(2 / fan_in), default), `"mean_abs"`
             (per output channel), `"none"`, or a float. See `SignWeight`.
@@ -137,28 +146,12 @@ class BinaryConv2D(OneBitKernelMixin, keras.layers.Conv2D):
             bit per element; McDonnell et al. 2017).
     """
 
-    def __init__(
-        self,
-        filters,
-        kernel_size,
-        binary=True,
-        scale="he",
-        gradient="ste",
-        input_quantizer=None,
-        switchable=False,
-        input_storage=None,
-        use_bias=False,
-        kernel_initializer="he_normal",
-        **kwargs,
-    ):
-        super().__init__(
-            filters,
-            kernel_size,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            **kwargs,
-        )
-        self._init_onebit(binary, scale, gradient, input_quantizer, switchable, input_storage)
+    def __init__(self, filters, kernel_size, use_bias=False, kernel_initializer="he_normal",
+                 **kwargs):
+        onebit = pop_onebit_args(kwargs)
+        super().__init__(filters, kernel_size, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer, **kwargs)
+        self._init_onebit(**onebit)
 
     def call(self, inputs, training=None):
         self._training = training  # read by convolution_op, whose signature is Keras'
@@ -183,26 +176,11 @@ class BinaryDense(OneBitKernelMixin, keras.layers.Dense):
     `input_quantizer`, `switchable` and `input_storage` as in `BinaryConv2D`.
     """
 
-    def __init__(
-        self,
-        units,
-        binary=True,
-        scale="he",
-        gradient="ste",
-        input_quantizer=None,
-        switchable=False,
-        input_storage=None,
-        use_bias=False,
-        kernel_initializer="he_normal",
-        **kwargs,
-    ):
-        super().__init__(
-            units,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            **kwargs,
-        )
-        self._init_onebit(binary, scale, gradient, input_quantizer, switchable, input_storage)
+    def __init__(self, units, use_bias=False, kernel_initializer="he_normal", **kwargs):
+        onebit = pop_onebit_args(kwargs)
+        super().__init__(units, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         **kwargs)
+        self._init_onebit(**onebit)
 
     def call(self, inputs, training=None):
         x = self.linear(ops.matmul, inputs, self.kernel, training)

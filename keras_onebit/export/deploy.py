@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from keras_onebit.export.errors import ExportError
 from keras_onebit.export.packed import all_layers
-from keras_onebit.layers import BINARY_LAYERS, is_binary
+from keras_onebit.layers import BINARY_LAYERS, ONEBIT_ARGS, is_binary
 
 MODES = ("float", "int4", "packed")
 
@@ -34,7 +34,6 @@ SUPPORTED = {
     "SymmetricAveragePooling2D", "ShiftedReLU", "BinaryConv2D", "BinaryDense", "BitMaskReLU",
 }
 TRAINING_ONLY = {"Dropout", "SpatialDropout2D", "GaussianNoise"}
-ONEBIT_KEYS = ("binary", "scale", "gradient", "input_quantizer", "switchable", "input_storage")
 
 
 def check_supported(model):
@@ -100,7 +99,7 @@ def fake_quant(kernel, kernel_range, num_bits):
 
 def plain_config(layer):
     config = dict(layer.get_config())
-    for key in ONEBIT_KEYS:
+    for key in ONEBIT_ARGS:
         config.pop(key, None)
     for key in ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
                 "kernel_constraint", "bias_constraint"):

@@ -13,11 +13,9 @@ sha256, converted if it is one of the authors' .mat files), sha256, and a
 `default` flag.
 """
 
-import contextlib
 import json
 import os
 import pathlib
-import tempfile
 
 from keras_onebit.hub.errors import HubError, UnknownModelError
 
@@ -57,20 +55,13 @@ def search_dirs():
 
 
 def write_text_atomic(path, text):
-    """Writes `text` to `path` via a temp file in the same folder + os.replace."""
+    """Writes `text` to `path` via a temp file in the same folder + os.replace
+    (creating the folder first)."""
+    from keras_onebit.export import files
+
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    return files.write_text(path, text)
 
 
 def write_json_atomic(path, data):

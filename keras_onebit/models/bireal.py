@@ -18,6 +18,7 @@ import keras
 from keras import layers
 
 from keras_onebit.layers import BinaryConv2D
+from keras_onebit.models.common import classifier_model
 
 WIDTHS = (64, 128, 256, 512)
 BN_EPSILON = 1e-5
@@ -52,14 +53,8 @@ def bireal_net(stages, classes=1000, binary=True, input_shape=(224, 224, 3), wid
             x = _block(x, width, down, f"stage{stage + 1}_block{block + 1}", binary)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dense(classes, name="fc")(x)
-    if classifier_activation is not None:
-        x = layers.Activation(classifier_activation, name="predictions")(x)
-    model = keras.Model(inputs, x, name=name or f"bireal_{2 + sum(stages)}")
-    if weights is not None:
-        from keras_onebit import hub
-
-        hub.load_weights_into(model, weights)
-    return model
+    name = name or f"bireal_{2 + sum(stages)}"
+    return classifier_model(inputs, x, classifier_activation, name, weights)
 
 
 def _bn(name):

@@ -17,6 +17,7 @@ from keras import layers, ops
 
 from keras_onebit import storage
 from keras_onebit.layers import BinaryConv2D, ShiftedReLU, ZeroChannels
+from keras_onebit.models.common import classifier_model
 
 BN_EPSILON = 1e-5
 
@@ -95,14 +96,8 @@ def wrn(
     else:
         x = layers.Rescaling(1.0 / temperature, name="head_temperature")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
-    if classifier_activation is not None:
-        x = layers.Activation(classifier_activation, name="predictions")(x)
-    model = keras.Model(inputs, x, name=name or f"wrn_{depth}_{width}")
-    if weights is not None:
-        from keras_onebit import hub
-
-        hub.load_weights_into(model, weights)
-    return model
+    name = name or f"wrn_{depth}_{width}"
+    return classifier_model(inputs, x, classifier_activation, name, weights)
 
 
 def blocks_per_stage(depth):
