@@ -199,3 +199,32 @@ def test_packed_dense_relu_bias_per_channel_scale_is_exact():
     assert report.compare(reference, report.litert_outputs(packed, images))["max_rel_diff"] <= 1e-5
     out = micro.run(packed, images, micro.minimum_arena(packed, images[0]))
     assert report.compare(reference, out)["max_rel_diff"] <= 1e-5
+
+
+def test_bireal_binary_activations_export_float_and_packed(data):
+    # Bi-Real Net: sign(x) before each binary conv becomes GREATER_EQUAL + SELECT.
+    keras.utils.set_random_seed(4)
+    model = kob.models.bireal_net((1, 1), classes=10, input_shape=(32, 32, 3), widths=(16, 32),
+                                  classifier_activation=None)
+    model = calibrate_batchnorm(model, data["train"][:500])
+    images = data["test"][:50]
+    reference = model.predict(images, verbose=0)
+    for fmt in ("float", "packed"):
+        out = report.litert_outputs(tflite.convert(model, fmt), images)
+        result = report.compare(reference, out)
+        assert result["max_rel_diff"] <= 1e-4 and result["argmax_agreement"] == 1.0, fmt
+    int8 = tflite.convert(model, "int8", data["train"][:200])
+    assert report.compare(reference, report.litert_outputs(int8, images))["argmax_agreement"] >= 0.9
+
+
+def test_unknown_input_quantizer_is_named(tmp_path):
+    class Halve(kob.quantizers.Quantizer):
+        def __call__(self, x):
+            return x / 2
+
+    inputs = keras.Input((8, 8, 3))
+    layer = kob.BinaryConv2D(4, 3, input_quantizer=Halve(), name="odd")
+    model = keras.Model(inputs, layer(inputs))
+    with pytest.raises(export.ExportError, match="'odd' of type BinaryConv2D: its input quantizer"):
+        export.export_tflite(model, tmp_path / "m.tflite", "float")
+    assert list(tmp_path.iterdir()) == []

@@ -21,6 +21,7 @@ import tensorflow as tf
 from keras_onebit.export.errors import ExportError
 from keras_onebit.export.packed import all_layers
 from keras_onebit.layers import BINARY_LAYERS, ONEBIT_ARGS, is_binary
+from keras_onebit.quantizers import ApproxSign, SteSign, sign
 
 MODES = ("float", "int4", "packed")
 
@@ -33,6 +34,7 @@ SUPPORTED = {
     "SpatialDropout2D", "GaussianNoise", "Rescaling", "Identity", "ZeroChannels",
     "SymmetricAveragePooling2D", "ShiftedReLU", "BinaryConv2D", "BinaryDense", "BitMaskReLU",
 }
+SIGN_QUANTIZERS = (ApproxSign, SteSign)  # forward sign(x); they differ only in training
 TRAINING_ONLY = {"Dropout", "SpatialDropout2D", "GaussianNoise"}
 
 
@@ -45,12 +47,32 @@ def check_supported(model):
                 f"Cannot export layer {layer.name!r} of type {kind}: supported layer types are "
                 f"{', '.join(sorted(SUPPORTED))}."
             )
-        if isinstance(layer, BINARY_LAYERS) and layer.input_quantizer is not None:
+        quantizer = getattr(layer, "input_quantizer", None)
+        if quantizer is not None and not isinstance(quantizer, SIGN_QUANTIZERS):
             raise ExportError(
-                f"Cannot export layer {layer.name!r} of type {kind}: binary activations "
-                f"(input_quantizer={type(layer.input_quantizer).__name__}) are not supported by "
-                "the TFLite exporters."
+                f"Cannot export layer {layer.name!r} of type {kind}: its input quantizer "
+                f"{type(quantizer).__name__} is not one whose forward pass is sign(x) "
+                f"({', '.join(q.__name__ for q in SIGN_QUANTIZERS)})."
             )
+
+
+@keras.saving.register_keras_serializable(package="keras_onebit_deploy")
+class SignInput(keras.layers.Layer):
+    """Deploy form of a layer with binary activations (Bi-Real Net):
+    inner(sign(x)) with sign(0) = +1, as builtin ops (GREATER_EQUAL, SELECT)."""
+
+    def __init__(self, inner, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = inner
+
+    def build(self, input_shape):
+        self.inner.build(input_shape)
+
+    def call(self, inputs):
+        return self.inner(sign(inputs))
+
+    def compute_output_shape(self, input_shape):
+        return self.inner.compute_output_shape(input_shape)
 
 
 @keras.saving.register_keras_serializable(package="keras_onebit_deploy")
@@ -119,21 +141,27 @@ def _clone_layer(layer, mode):
     if kind == "BitMaskReLU":  # differs from ReLU only in what training keeps
         return keras.layers.ReLU(name=layer.name)
     if isinstance(layer, BINARY_LAYERS):
-        config = plain_config(layer)
-        conv = isinstance(layer, keras.layers.Conv2D)
-        if not is_binary(layer):
-            return (keras.layers.Conv2D if conv else keras.layers.Dense)(**config)
-        if mode == "int4":
-            kernel_range = np.max(np.abs(deploy_kernel(layer)),
-                                  axis=tuple(range(len(layer.kernel.shape) - 1)))
-            cls = FakeQuantConv2D if conv else FakeQuantDense
-            return cls(**config, kernel_range=kernel_range.tolist())
-        if mode == "packed":
-            from keras_onebit.export import packed_graph
-
-            return packed_graph.packed_layer(layer, config)
-        return (keras.layers.Conv2D if conv else keras.layers.Dense)(**config)
+        inner = _clone_binary_layer(layer, mode)
+        return inner if layer.input_quantizer is None else SignInput(inner, name=layer.name)
     return layer.__class__.from_config(layer.get_config())
+
+
+def _clone_binary_layer(layer, mode):
+    """The deploy layer computing a binary layer's op on its (signed) input."""
+    config = plain_config(layer)
+    conv = isinstance(layer, keras.layers.Conv2D)
+    if not is_binary(layer):
+        return (keras.layers.Conv2D if conv else keras.layers.Dense)(**config)
+    if mode == "int4":
+        kernel_range = np.max(np.abs(deploy_kernel(layer)),
+                              axis=tuple(range(len(layer.kernel.shape) - 1)))
+        cls = FakeQuantConv2D if conv else FakeQuantDense
+        return cls(**config, kernel_range=kernel_range.tolist())
+    if mode == "packed":
+        from keras_onebit.export import packed_graph
+
+        return packed_graph.packed_layer(layer, config)
+    return (keras.layers.Conv2D if conv else keras.layers.Dense)(**config)
 
 
 def deploy_clone(model, mode="float"):

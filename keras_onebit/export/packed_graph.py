@@ -172,7 +172,8 @@ class PackedServer(tf.Module):
     def __init__(self, clone):
         super().__init__()
         self.clone = clone
-        self.packed = [layer for layer in clone.layers if isinstance(layer, PackedKernelLayer)]
+        self.packed = [layer for layer in clone._flatten_layers(include_self=False)
+                       if isinstance(layer, PackedKernelLayer)]
         if not self.packed:
             raise ExportError("The model has no binary layers to pack.")
         with tf.init_scope():
