@@ -93,7 +93,8 @@ class _SafeUnpickler(pickle.Unpickler):
 
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
                ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
+               ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("_codecs", "encode")}  # how protocol 2 stores the bytes of an array
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
@@ -104,8 +105,13 @@ class _SafeUnpickler(pickle.Unpickler):
 def _unpickle(path):
     if not path.is_file():
         raise DataError(f"Missing CIFAR file {path}.")
-    with open(path, "rb") as f:
-        batch = _SafeUnpickler(f, encoding="bytes").load()
+    try:
+        with open(path, "rb") as f:
+            batch = _SafeUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
+        if isinstance(e, DataError):
+            raise DataError(f"{path}: {e}") from None
+        raise DataError(f"{path}: not a CIFAR python batch ({e}).") from e
     if not isinstance(batch, dict) or b"data" not in batch:
         raise DataError(f"{path}: expected a CIFAR batch dict with b'data'.")
     return batch
@@ -131,11 +137,15 @@ def _load_cifar_folder(name, folder):
 
 def _load_svhn_mat(path, split):
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     if not path.is_file():
         raise DataError(f"Missing SVHN file {path}.")
-    mat = loadmat(path)
-    if "X" not in mat or "y" not in mat:
+    try:
+        mat = loadmat(path)
+    except (MatReadError, ValueError, TypeError, OSError, NotImplementedError) as e:
+        raise DataError(f"{path}: not a readable MATLAB v5 file ({e}).") from e
+    if "X" not in mat or "y" not in mat or mat["X"].ndim != 4:
         raise DataError(f"{path}: expected variables 'X' (32x32x3xN) and 'y'.")
     y = mat["y"].reshape(-1).astype(np.int64)
     y[y == 10] = 0

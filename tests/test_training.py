@@ -16,7 +16,7 @@ from keras_onebit.training import (
     restart_epochs,
     train_dataset,
 )
-from keras_onebit.training.loop import RunConfig, train
+from keras_onebit.training.loop import RunConfig, evaluate, train
 
 
 def test_restart_epochs_of_the_paper():
@@ -135,3 +135,22 @@ def test_resumed_run_continues_at_same_step_and_rate(tmp_path):
     assert [row.split(",")[0] for row in log[1:]] == ["0", "1", "2"]
     assert metrics["exact_test_images"] == 1000 and 0 <= metrics["exact_test_accuracy"] <= 1
     assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
+
+
+def test_mixed_bfloat16_run_ships_the_trained_weights_in_float32(tmp_path):
+    config = RunConfig(model="wrn_20_1", dataset="cifar10", epochs=1, batch_size=50,
+                       train_limit=100, out_dir=str(tmp_path / "run"), verbose=0, first_cycle=1,
+                       dtype_policy="mixed_bfloat16")
+    model, metrics = train(config)
+    assert keras.config.dtype_policy().name == "float32"
+    checkpoint = keras.models.load_model(tmp_path / "run" / "checkpoint.keras")
+    assert checkpoint.get_layer("stem_conv").dtype_policy.name == "mixed_bfloat16"
+    final = keras.models.load_model(tmp_path / "run" / "final.keras")
+    for shipped in (model, final):
+        assert {layer.dtype_policy.name for layer in shipped.layers} == {"float32"}
+        for a, b in zip(shipped.get_weights(), checkpoint.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    data = datasets.load_dataset("cifar10")
+    data["x_test"], data["y_test"] = data["x_test"][:1000], data["y_test"][:1000]
+    data["test_exact_mask"] = data["test_exact_mask"][:1000]
+    assert evaluate(final, data)["exact_test_accuracy"] == metrics["exact_test_accuracy"]

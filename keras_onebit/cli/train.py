@@ -32,6 +32,8 @@ flags.DEFINE_integer("seed", 0, "Seed of weights, shuffling and augmentation.")
 flags.DEFINE_string("data_dir", None,
                     "Data directory (default $KERAS_ONEBIT_DATA or ../shared/data).")
 flags.DEFINE_alias("data-dir", "data_dir")
+flags.DEFINE_bool("download", False,
+                  "With no local copy, fetch MNIST / CIFAR through keras.datasets (needs network).")
 flags.DEFINE_integer("train_limit", 0, "Use only the first N training images (0: all).")
 flags.DEFINE_string("out", None, "Run folder (default runs/<model id>).")
 flags.DEFINE_bool("resume", False, "Continue from the run folder's last checkpoint.")
@@ -47,6 +49,9 @@ flags.DEFINE_integer("iterative_epochs", 0,
 flags.DEFINE_string("iterative_order", "forward",
                     "Order of iterative binarization: forward, reverse, random, or a "
                     "comma-separated list of layer names.")
+flags.DEFINE_enum("dtype_policy", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
+                  "Keras dtype policy while training (mixed_bfloat16: ~1.4x faster on CPUs "
+                  "with AMX); the shipped model is float32 either way.")
 flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 1 progress bar, 2 a line per epoch.")
 FLAGS = flags.FLAGS
 
@@ -58,9 +63,11 @@ def config_from_flags():
         first_cycle=FLAGS.first_cycle, weight_decay=FLAGS.weight_decay,
         augmentation=FLAGS.augmentation, zero_momentum_at_restart=FLAGS.zero_momentum_at_restart,
         recompute_bn_batches=FLAGS.recompute_bn_batches, seed=FLAGS.seed,
-        data_dir=FLAGS.data_dir, train_limit=FLAGS.train_limit, strategy=FLAGS.strategy,
+        data_dir=FLAGS.data_dir, download=FLAGS.download, train_limit=FLAGS.train_limit,
+        strategy=FLAGS.strategy,
         devices=tuple(FLAGS.devices), iterative_epochs=FLAGS.iterative_epochs,
-        iterative_order=FLAGS.iterative_order, verbose=FLAGS.verbose)
+        iterative_order=FLAGS.iterative_order, verbose=FLAGS.verbose,
+        dtype_policy=FLAGS.dtype_policy)
     config.out_dir = FLAGS.out or f"runs/{config.model_id}"
     return config
 

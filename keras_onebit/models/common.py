@@ -10,7 +10,8 @@ def classifier_model(inputs, logits, classifier_activation, name, weights):
     (None, a hub model id, a data set name or a path) loaded."""
     x = logits
     if classifier_activation is not None:
-        x = layers.Activation(classifier_activation, name="predictions")(x)
+        x = layers.Activation(classifier_activation, name="predictions",
+                              dtype="float32")(x)  # float32 under mixed precision too
     model = keras.Model(inputs, x, name=name)
     if weights is not None:
         from keras_onebit import hub

@@ -3,8 +3,13 @@ checkpoints, resume, a CSV log, a training-curve PNG and a final evaluation.
 
 Files in `out_dir`: checkpoint.keras (model + optimizer, every epoch),
 state.json (epochs done), log.csv, curves.png, final.keras, metrics.json.
+
+`dtype_policy="mixed_bfloat16"` trains with bfloat16 activations (float32
+latent weights and BN statistics); the final model is rebuilt in float32,
+so final.keras, the metrics and a hub entry are of the model as shipped.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -43,6 +48,7 @@ class RunConfig:
     recompute_bn_batches: int = 0
     seed: int = 0
     data_dir: str | None = None
+    download: bool = False
     train_limit: int = 0
     out_dir: str = "runs/wrn_20_1-cifar10-1bit"
     strategy: str = "default"
@@ -50,6 +56,7 @@ class RunConfig:
     iterative_epochs: int = 0
     iterative_order: str = "forward"
     verbose: int = 1
+    dtype_policy: str = "float32"
 
     @property
     def model_id(self):
@@ -124,7 +131,7 @@ def epochs_done(out_dir):
 
 def prepare(config, resume):
     """Loads the data and builds (or restores) the model inside the strategy."""
-    data = datasets.load_dataset(config.dataset, config.data_dir)
+    data = datasets.load_dataset(config.dataset, config.data_dir, config.download)
     if config.train_limit:
         data["x_train"] = data["x_train"][: config.train_limit]
         data["y_train"] = data["y_train"][: config.train_limit]
@@ -139,6 +146,32 @@ def prepare(config, resume):
                           datasets.CLASSES[config.dataset])
     distribute.patch_for_multi_worker(model, strategy, data["x_train"], data["y_train"])
     return data, model, steps, start
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Keras' global dtype policy set to `name` inside the block only."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def float32_copy(model, config):
+    """The trained model rebuilt in float32 with the same weights (the model
+    a mixed-precision run ships); `model` itself when it is float32 already
+    (judged by its layers, so a mixed checkpoint resumed as float32 is copied too)."""
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+    with dtype_policy("float32"):
+        copy = models.get(config.model, binary=config.binary,
+                          classes=datasets.CLASSES[config.dataset],
+                          input_shape=datasets.INPUT_SHAPES[config.dataset],
+                          weight_decay=config.weight_decay, **config.factory_kwargs())
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def evaluate(model, data):
@@ -160,10 +193,9 @@ def validation_split(data):
     return eval_dataset(data["x_test"][mask], data["y_test"][mask])
 
 
-def train(config, resume=False):
-    """Runs (or resumes) a training run; returns the final metrics dict."""
+def fit(config, resume):
+    """Builds or restores the model and fits it; returns (data, model)."""
     out = pathlib.Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     data, model, steps, start = prepare(config, resume)
     if start >= config.epochs:
         print(f"{out}: all {config.epochs} epochs already done")
@@ -184,9 +216,19 @@ def train(config, resume=False):
         from keras_onebit.training.batchnorm import recompute_bn_statistics
 
         recompute_bn_statistics(model, ds, config.recompute_bn_batches)
+    return data, model
+
+
+def train(config, resume=False):
+    """Runs (or resumes) a training run; returns (float32 model, final metrics)."""
+    out = pathlib.Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with dtype_policy(config.dtype_policy):
+        data, model = fit(config, resume)
+    model = float32_copy(model, config)
     metrics = {**evaluate(model, data), "epochs": config.epochs,
                "train_images": len(data["x_train"])}
-    if chief:
+    if distribute.is_chief():
         save_model_atomic(model, out / "final.keras")
         write_json(out / "metrics.json", metrics)
         plot_curves(out / LOG, out / "curves.png", title=config.model_id)
