@@ -8,6 +8,7 @@ from keras_onebit.training.iterative import (
     measure_sensitivity,
     sensitivity_order,
 )
+from keras_onebit.training.loop import dtype_policy
 from keras_onebit.training.pipeline import eval_dataset, train_dataset
 from keras_onebit.training.schedules import (
     WarmRestartCosine,
@@ -17,6 +18,7 @@ from keras_onebit.training.schedules import (
 
 __all__ = [
     "IterativeBinarization", "binarization_order", "measure_sensitivity", "sensitivity_order",
-    "WarmRestartCosine", "ZeroMomentumAtRestart", "augment", "cutout", "eval_dataset", "flip",
+    "WarmRestartCosine", "ZeroMomentumAtRestart", "augment", "cutout", "dtype_policy",
+    "eval_dataset", "flip",
     "pad_crop", "recompute_bn_statistics", "restart_epochs", "train_dataset",
 ]
