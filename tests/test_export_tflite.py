@@ -107,9 +107,14 @@ def test_quantized_agrees_with_keras(fmt, converted, reference, data):
     out = report.litert_outputs(converted(fmt), data["test"])
     result = report.compare(reference, out)
     print(fmt, result)
-    # Measured 0.976-0.99 on this tiny, briefly trained model: per-tensor int8
-    # activations cost a few percent of the logit scale (see the report).
-    assert result["argmax_agreement"] >= 0.97
+    # Measured 0.966-0.99 on this tiny, briefly trained model (the value moves with
+    # the CPU's oneDNN kernels): per-tensor int8 activations cost a few percent of
+    # the logit scale, so only near-ties may flip: every image whose top-1 differs
+    # has a Keras top-2 logit margin within twice the largest logit error.
+    assert result["argmax_agreement"] >= 0.95
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    flipped = out.argmax(axis=1) != reference.argmax(axis=1)
+    assert np.all(top2[flipped, 1] - top2[flipped, 0] <= 2 * result["max_abs_diff"])
 
 
 def test_int8_binary_kernels_are_exactly_127(converted, model):

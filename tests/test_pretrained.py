@@ -1,6 +1,7 @@
 """The models shipped in pretrained/: each loads from its shipped files
 (sha256 checked) and re-measures the accuracy its model card states."""
 
+import functools
 import json
 
 import numpy as np
@@ -18,16 +19,34 @@ def test_the_default_model_is_shipped():
     assert hub.default_model_id() in SHIPPED
 
 
+def shipped_config(model_id):
+    return json.loads((registry.PRETRAINED / model_id / "config.json").read_text())
+
+
+@functools.cache
+def measure(model_id):
+    """Accuracy of the shipped files, measured once per test session."""
+    return evaluate(hub.load(model_id), datasets.load_dataset(shipped_config(model_id)["dataset"]))
+
+
 @pytest.mark.parametrize("model_id", SHIPPED)
 def test_shipped_model_reproduces_its_card(model_id):
-    folder = registry.PRETRAINED / model_id
-    config = json.loads((folder / "config.json").read_text())
-    assert config["weights_sha256"] in (folder / "MODEL_CARD.md").read_text()
-    model = hub.load(model_id)
-    data = datasets.load_dataset(config["dataset"])
-    measured = evaluate(model, data)
+    config = shipped_config(model_id)
+    card = (registry.PRETRAINED / model_id / "MODEL_CARD.md").read_text()
+    assert config["weights_sha256"] in card
+    measured = measure(model_id)
     stated = config["metrics"]
     for key in ("test_accuracy", "exact_test_accuracy"):
         if key in stated:
             assert measured[key] == pytest.approx(stated[key], abs=0.002), key
     assert np.isfinite(measured["test_accuracy"])
+
+
+def test_default_cifar10_one_bit_model_is_within_1_5_points_of_its_float_twin():
+    """Issue 5's targets, on the 1000 exact CIFAR-10 test images."""
+    model_id = hub.default_model_id()
+    assert model_id.endswith("-cifar10-1bit")
+    one_bit = measure(model_id)["exact_test_accuracy"]
+    float_twin = measure(model_id.replace("-1bit", "-float"))["exact_test_accuracy"]
+    assert one_bit >= 0.85
+    assert float_twin - one_bit <= 0.015
