@@ -113,10 +113,16 @@ class LogLearningRate(keras.callbacks.Callback):
             logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
-def build(config, steps_per_epoch, input_shape, classes):
-    model = models.get(config.model, binary=config.binary, classes=classes,
-                       input_shape=input_shape, weight_decay=config.weight_decay,
-                       **config.factory_kwargs())
+def make_model(config):
+    """The run's model, uncompiled, in the current dtype policy."""
+    return models.get(config.model, binary=config.binary,
+                      classes=datasets.CLASSES[config.dataset],
+                      input_shape=datasets.INPUT_SHAPES[config.dataset],
+                      weight_decay=config.weight_decay, **config.factory_kwargs())
+
+
+def build(config, steps_per_epoch):
+    model = make_model(config)
     schedule = WarmRestartCosine(steps_per_epoch, config.max_lr, config.min_lr,
                                  config.first_cycle)
     model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=config.momentum),
@@ -142,8 +148,7 @@ def prepare(config, resume):
         if start:
             model = keras.models.load_model(pathlib.Path(config.out_dir) / CHECKPOINT)
         else:
-            model = build(config, steps, datasets.INPUT_SHAPES[config.dataset],
-                          datasets.CLASSES[config.dataset])
+            model = build(config, steps)
     distribute.patch_for_multi_worker(model, strategy, data["x_train"], data["y_train"])
     return data, model, steps, start
 
@@ -166,10 +171,7 @@ def float32_copy(model, config):
     if all(layer.dtype_policy.name == "float32" for layer in model.layers):
         return model
     with dtype_policy("float32"):
-        copy = models.get(config.model, binary=config.binary,
-                          classes=datasets.CLASSES[config.dataset],
-                          input_shape=datasets.INPUT_SHAPES[config.dataset],
-                          weight_decay=config.weight_decay, **config.factory_kwargs())
+        copy = make_model(config)
     copy.set_weights(model.get_weights())
     return copy
 
