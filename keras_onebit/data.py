@@ -108,9 +108,9 @@ def _unpickle(path):
     try:
         with open(path, "rb") as f:
             batch = _SafeUnpickler(f, encoding="bytes").load()
+    except DataError as e:  # a refused global
+        raise DataError(f"{path}: {e}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
-        if isinstance(e, DataError):
-            raise DataError(f"{path}: {e}") from None
         raise DataError(f"{path}: not a CIFAR python batch ({e}).") from e
     if not isinstance(batch, dict) or b"data" not in batch:
         raise DataError(f"{path}: expected a CIFAR batch dict with b'data'.")
