@@ -110,11 +110,13 @@ def test_quantized_agrees_with_keras(fmt, converted, reference, data):
     # Measured 0.966-0.99 on this tiny, briefly trained model (the value moves with
     # the CPU's oneDNN kernels): per-tensor int8 activations cost a few percent of
     # the logit scale, so only near-ties may flip: every image whose top-1 differs
-    # has a Keras top-2 logit margin within twice the largest logit error.
+    # is among the quarter of images with the smallest Keras top-2 logit margin
+    # (measured: within the lowest 16%; a broken export flips images of any margin).
     assert result["argmax_agreement"] >= 0.95
     top2 = np.sort(reference, axis=1)[:, -2:]
+    margin = top2[:, 1] - top2[:, 0]
     flipped = out.argmax(axis=1) != reference.argmax(axis=1)
-    assert np.all(top2[flipped, 1] - top2[flipped, 0] <= 2 * result["max_abs_diff"])
+    assert np.all(margin[flipped] <= np.quantile(margin, 0.25))
 
 
 def test_int8_binary_kernels_are_exactly_127(converted, model):
