@@ -8,12 +8,18 @@
 __version__ = "0.1.0"
 
 from keras_onebit import data, hub, layers, models, quantizers, storage, training
+from keras_onebit.data import DataError
+from keras_onebit.errors import BackendError, ConfigError, Error, MissingDependencyError
+from keras_onebit.export.errors import ExportError
+from keras_onebit.hub.errors import HubError
 from keras_onebit.layers import BinaryConv2D, BinaryDense, ZeroChannels
 from keras_onebit.quantizers import ApproxSign, SignWeight, SteSign
 from keras_onebit.storage import BitMaskReLU, StochasticBinaryStorage
 from keras_onebit.summary import summary
 
 __all__ = [
+    "BackendError", "ConfigError", "DataError", "Error", "ExportError", "HubError",
+    "MissingDependencyError",
     "ApproxSign", "BinaryConv2D", "BinaryDense", "BitMaskReLU", "SignWeight", "SteSign",
     "StochasticBinaryStorage", "ZeroChannels", "data", "hub", "layers", "models", "quantizers",
     "storage", "summary", "training",

@@ -24,6 +24,8 @@ import pickle
 
 import numpy as np
 
+from keras_onebit.errors import Error
+
 DATASETS = ("mnist", "cifar10", "cifar100", "svhn")
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 MASKS = ("train_exact_mask", "test_exact_mask")
@@ -32,7 +34,7 @@ INPUT_SHAPES = {"mnist": (28, 28, 1), "cifar10": (32, 32, 3), "cifar100": (32, 3
 CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100, "svhn": 10}
 
 
-class DataError(ValueError):
+class DataError(Error, ValueError):
     """A data file is missing or not in the expected format."""
 
 

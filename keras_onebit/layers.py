@@ -18,6 +18,7 @@ import numpy as np
 from keras import ops
 
 from keras_onebit import quantizers, storage
+from keras_onebit.errors import ConfigError
 
 ONEBIT_ARGS = ("binary", "scale", "gradient", "input_quantizer", "switchable", "input_storage")
 
@@ -33,7 +34,7 @@ class OneBitKernelMixin:
     def _init_onebit(self, binary=True, scale="he", gradient="ste", input_quantizer=None,
                      switchable=False, input_storage=None):
         if switchable and not binary:
-            raise ValueError("switchable=True needs binary=True: the switch turns the "
+            raise ConfigError("switchable=True needs binary=True: the switch turns the "
                              "layer from float to one-bit.")
         self.binary = bool(binary)
         self.switchable = bool(switchable)
@@ -66,9 +67,9 @@ class OneBitKernelMixin:
     def set_binary(self, on=True):
         """Switches a `switchable` layer to one-bit weights (or back)."""
         if not self.switchable:
-            raise ValueError(f"Layer {self.name!r} is not switchable (switchable=False).")
+            raise ConfigError(f"Layer {self.name!r} is not switchable (switchable=False).")
         if self.binary_on is None:
-            raise ValueError(f"Layer {self.name!r} is not built yet.")
+            raise ConfigError(f"Layer {self.name!r} is not built yet.")
         self.binary_on.assign(bool(on))
 
     def binary_is_on(self):
@@ -208,7 +209,7 @@ class ZeroChannels(keras.layers.Layer):
     def call(self, inputs):
         extra = self.channels - inputs.shape[-1]
         if extra < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"ZeroChannels({self.channels}) got {inputs.shape[-1]} channels."
             )
         pad = [[0, 0]] * (len(inputs.shape) - 1) + [[0, extra]]

@@ -15,6 +15,8 @@ import math
 import keras
 import tensorflow as tf
 
+from keras_onebit.errors import ConfigError
+
 SCALES = ("he", "mean_abs", "none")
 GRADIENTS = ("ste", "clipped", "magnitude_aware")
 
@@ -69,11 +71,11 @@ class SignWeight(Quantizer):
 
     def __init__(self, scale="he", gradient="ste"):
         if not isinstance(scale, (int, float)) and scale not in SCALES:
-            raise ValueError(
+            raise ConfigError(
                 f"Unknown scale {scale!r}: expected one of {SCALES} or a float."
             )
         if gradient not in GRADIENTS:
-            raise ValueError(
+            raise ConfigError(
                 f"Unknown gradient {gradient!r}: expected one of {GRADIENTS}."
             )
         self.scale = float(scale) if isinstance(scale, (int, float)) else scale
@@ -163,14 +165,14 @@ def get(identifier):
         return identifier
     if isinstance(identifier, str):
         if identifier not in ACTIVATION_QUANTIZERS:
-            raise ValueError(
+            raise ConfigError(
                 f"Unknown quantizer {identifier!r}: expected one of "
                 f"{sorted(ACTIVATION_QUANTIZERS)}."
             )
         return ACTIVATION_QUANTIZERS[identifier]()
     if isinstance(identifier, dict):
         return keras.saving.deserialize_keras_object(identifier)
-    raise TypeError(f"Cannot interpret {identifier!r} as a quantizer.")
+    raise ConfigError(f"Cannot interpret {identifier!r} as a quantizer.")
 
 
 def serialize(quantizer):

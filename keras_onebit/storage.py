@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_onebit.errors import ConfigError
 from keras_onebit.quantizers import Quantizer
 
 SCALES = ("max", "percentile")
@@ -60,11 +61,11 @@ class StochasticBinaryStorage(Quantizer):
 
     def __init__(self, scale="max", percentile=99.0):
         if not isinstance(scale, (int, float)) and scale not in SCALES:
-            raise ValueError(f"Unknown scale {scale!r}: expected one of {SCALES} or a float.")
+            raise ConfigError(f"Unknown scale {scale!r}: expected one of {SCALES} or a float.")
         if isinstance(scale, (int, float)) and scale <= 0:
-            raise ValueError(f"A fixed scale must be positive, got {scale}.")
+            raise ConfigError(f"A fixed scale must be positive, got {scale}.")
         if not 0 < percentile <= 100:
-            raise ValueError(f"percentile must be in (0, 100], got {percentile}.")
+            raise ConfigError(f"percentile must be in (0, 100], got {percentile}.")
         self.scale = float(scale) if isinstance(scale, (int, float)) else scale
         self.percentile = float(percentile)
 
@@ -164,5 +165,5 @@ def get(identifier):
         return StochasticBinaryStorage()
     if isinstance(identifier, dict):
         return keras.saving.deserialize_keras_object(identifier)
-    raise ValueError(f"Unknown input storage {identifier!r}: expected None, "
+    raise ConfigError(f"Unknown input storage {identifier!r}: expected None, "
                      "'stochastic_1bit' or a StochasticBinaryStorage.")

@@ -20,6 +20,8 @@ import time
 
 from absl import flags
 
+from keras_onebit.errors import ConfigError
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Hub id, entry folder, .onebit / .mat / .keras path, or "
                     "registered factory name.")
@@ -47,7 +49,7 @@ def build_model(spec, weights=None, dataset="cifar10"):
         return models.get(spec, classes=data.CLASSES[dataset],
                           input_shape=data.INPUT_SHAPES[dataset], weights=weights)
     if weights:
-        raise ValueError(f"--weights needs a registered factory name as --model "
+        raise ConfigError(f"--weights needs a registered factory name as --model "
                          f"({', '.join(models.list_models())}), got {spec!r}.")
     if str(spec).endswith(".keras"):
         return keras.saving.load_model(spec)
@@ -94,7 +96,7 @@ def evaluate(model, dataset="cifar10", data_dir=None, batch_size=100, limit=0, e
     index = np.arange(len(y))
     if exact_only:
         if exact is None:
-            raise ValueError(f"{dataset} marks no exact test images; drop --exact_only.")
+            raise ConfigError(f"{dataset} marks no exact test images; drop --exact_only.")
         index = index[exact]
     if limit:
         index = index[:limit]

@@ -1,7 +1,10 @@
 """Errors of the hub. All are `HubError`, a `ValueError`; each names the file or model."""
 
 
-class HubError(ValueError):
+from keras_onebit.errors import Error
+
+
+class HubError(Error, ValueError):
     """A hub entry, manifest or weights file the hub cannot use."""
 
 

@@ -24,6 +24,7 @@ import re
 
 import numpy as np
 
+from keras_onebit.errors import ConfigError
 from keras_onebit.hub.checksum import sha256_file
 from keras_onebit.hub.errors import MatFormatError
 
@@ -255,7 +256,7 @@ def read_mat(path, layout="auto"):
     """Reads either layout; returns the dict of `read_*_layout` plus depth,
     width, classes and the file's sha256."""
     if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}.")
+        raise ConfigError(f"layout must be one of {LAYOUTS}, got {layout!r}.")
     mat = _loadmat(path)
     found = detect_layout(mat, path)
     layout = found if layout == "auto" else layout

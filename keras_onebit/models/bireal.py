@@ -17,6 +17,7 @@ step: ReLU in place of sign, float weights.
 import keras
 from keras import layers
 
+from keras_onebit.errors import ConfigError
 from keras_onebit.layers import BinaryConv2D
 from keras_onebit.models.common import classifier_model
 
@@ -40,7 +41,7 @@ def bireal_net(stages, classes=1000, binary=True, input_shape=(224, 224, 3), wid
         name: model name.
     """
     if len(stages) != len(widths):
-        raise ValueError(f"{len(stages)} stages but {len(widths)} widths.")
+        raise ConfigError(f"{len(stages)} stages but {len(widths)} widths.")
     inputs = keras.Input(shape=input_shape, name="pixels")
     x = _bn("input_bn")(inputs)
     x = layers.Conv2D(widths[0], 7, strides=2, padding="same", use_bias=False,

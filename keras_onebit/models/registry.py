@@ -4,6 +4,8 @@
     keras_onebit.models.get("wrn_20_10", binary=False)
 """
 
+from keras_onebit.errors import ConfigError
+
 _FACTORIES = {}
 
 
@@ -20,7 +22,7 @@ def list_models():
 
 def get_factory(name):
     if name not in _FACTORIES:
-        raise ValueError(
+        raise ConfigError(
             f"Unknown model {name!r}. Known models: {', '.join(list_models())}."
         )
     return _FACTORIES[name]

@@ -16,6 +16,7 @@ import keras
 from keras import layers, ops
 
 from keras_onebit import storage
+from keras_onebit.errors import ConfigError
 from keras_onebit.layers import BinaryConv2D, ShiftedReLU, ZeroChannels
 from keras_onebit.models.common import classifier_model
 
@@ -73,7 +74,7 @@ def wrn(
     """
     blocks = blocks_per_stage(depth)
     if padding not in ("same", "symmetric"):
-        raise ValueError(f'padding must be "same" or "symmetric", got {padding!r}.')
+        raise ConfigError(f'padding must be "same" or "symmetric", got {padding!r}.')
     conv = _conv_factory(binary, weight_decay, padding == "symmetric", switchable,
                          input_storage)
     norm = learn_bn if batch_norm else None
@@ -107,7 +108,7 @@ def blocks_per_stage(depth):
     for extra in (2, 4):
         if depth >= 6 + extra and (depth - extra) % 6 == 0:
             return (depth - extra) // 6
-    raise ValueError(f"WRN depth must be 6n + 2 or 6n + 4 with n >= 1, got {depth}.")
+    raise ConfigError(f"WRN depth must be 6n + 2 or 6n + 4 with n >= 1, got {depth}.")
 
 
 def _block(x, filters, down, prefix, conv, norm, padding="same", relu=layers.ReLU):

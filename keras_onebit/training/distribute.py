@@ -10,6 +10,8 @@ import os
 
 import tensorflow as tf
 
+from keras_onebit.errors import ConfigError
+
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
@@ -20,9 +22,9 @@ def make_strategy(name, devices=()):
         return tf.distribute.MirroredStrategy(devices=list(devices) or None)
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy multi_worker needs TF_CONFIG (cluster and task).")
+            raise ConfigError("--strategy multi_worker needs TF_CONFIG (cluster and task).")
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"Unknown strategy {name!r}: expected one of {STRATEGIES}.")
+    raise ConfigError(f"Unknown strategy {name!r}: expected one of {STRATEGIES}.")
 
 
 def _task():

@@ -18,6 +18,7 @@ names, e.g. the sensitivity-guided order of `sensitivity_order`.
 import keras
 import numpy as np
 
+from keras_onebit.errors import ConfigError
 from keras_onebit.layers import BINARY_LAYERS
 
 ORDERS = ("forward", "reverse", "random")
@@ -33,7 +34,7 @@ def binarization_order(model, order="forward", seed=0):
     """The switchable layers of `model` in the order they turn one-bit."""
     layers = switchable_layers(model)
     if not layers:
-        raise ValueError(f"Model {model.name!r} has no switchable binary layers: build it with "
+        raise ConfigError(f"Model {model.name!r} has no switchable binary layers: build it with "
                          "switchable=True (e.g. models.wrn_20_1(switchable=True)).")
     if isinstance(order, str):
         if order == "forward":
@@ -42,7 +43,7 @@ def binarization_order(model, order="forward", seed=0):
             return layers[::-1]
         if order == "random":
             return [layers[i] for i in np.random.default_rng(seed).permutation(len(layers))]
-        raise ValueError(f"Unknown order {order!r}: expected one of {ORDERS} or a list of "
+        raise ConfigError(f"Unknown order {order!r}: expected one of {ORDERS} or a list of "
                          "layer names.")
     return _named_order(layers, list(order))
 
@@ -51,12 +52,12 @@ def _named_order(layers, names):
     by_name = {layer.name: layer for layer in layers}
     unknown = [name for name in names if name not in by_name]
     if unknown:
-        raise ValueError(f"Order names layers that are not switchable binary layers: {unknown}; "
+        raise ConfigError(f"Order names layers that are not switchable binary layers: {unknown}; "
                          f"the switchable layers are {sorted(by_name)}.")
     missing = sorted(set(by_name) - set(names))
     repeated = sorted({name for name in names if names.count(name) > 1})
     if missing or repeated:
-        raise ValueError(f"Order must list every switchable layer once: missing {missing}, "
+        raise ConfigError(f"Order must list every switchable layer once: missing {missing}, "
                          f"repeated {repeated}.")
     return [by_name[name] for name in names]
 
@@ -64,7 +65,7 @@ def _named_order(layers, names):
 def binary_layer_count(epoch, layers, epochs_per_layer):
     """How many layers of the order are binary during 0-based `epoch`."""
     if epochs_per_layer < 1:
-        raise ValueError(f"epochs_per_layer must be >= 1, got {epochs_per_layer}.")
+        raise ConfigError(f"epochs_per_layer must be >= 1, got {epochs_per_layer}.")
     return min(layers, epoch // epochs_per_layer + 1)
 
 
@@ -131,4 +132,4 @@ def _named_layer(model, name):
     for layer in switchable_layers(model):
         if layer.name == name:
             return layer
-    raise ValueError(f"Model {model.name!r} has no switchable binary layer named {name!r}.")
+    raise ConfigError(f"Model {model.name!r} has no switchable binary layer named {name!r}.")

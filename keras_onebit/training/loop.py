@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from keras_onebit import data as datasets
 from keras_onebit import models
+from keras_onebit.errors import ConfigError
 from keras_onebit.export import files
 from keras_onebit.training import distribute
 from keras_onebit.training.iterative import ORDERS, IterativeBinarization
@@ -67,7 +68,7 @@ class RunConfig:
         if not self.iterative_epochs:
             return {}
         if not self.binary:
-            raise ValueError("Iterative binarization (iterative_epochs > 0) needs a one-bit run.")
+            raise ConfigError("Iterative binarization (iterative_epochs > 0) needs a one-bit run.")
         return {"switchable": True}
 
     def iterative_callbacks(self):

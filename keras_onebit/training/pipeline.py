@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from keras_onebit.errors import ConfigError
 from keras_onebit.training.augment import augment
 
 
@@ -13,7 +14,7 @@ def train_dataset(x, y, batch_size, seed=0, augmentation="flip_crop", start_step
     `start_step` to continue the sequence of augmentation seeds.
     """
     if augmentation not in ("none", "flip_crop", "flip_crop_cutout"):
-        raise ValueError(f"Unknown augmentation {augmentation!r}.")
+        raise ConfigError(f"Unknown augmentation {augmentation!r}.")
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).repeat()
     ds = ds.batch(batch_size, drop_remainder=True).enumerate(start=start_step)

@@ -1,0 +1,54 @@
+"""The library's errors. Every error a user can cause is a `keras_onebit.Error`.
+
+    Error                      one base class: `except keras_onebit.Error`
+    ├── ConfigError            an argument, name or option the library cannot use
+    ├── MissingDependencyError an optional dependency that is not installed (names the extra)
+    ├── BackendError           a TensorFlow-only feature called on another Keras backend
+    ├── DataError              (keras_onebit.data) a data file missing or malformed
+    ├── HubError               (keras_onebit.hub) a hub entry, manifest or weights file
+    └── ExportError            (keras_onebit.export) a model, archive or path the exporter refuses
+
+The classes also derive from the built-in class a caller would have caught
+before (ValueError, ImportError), so existing `except ValueError` code keeps
+working. Messages are one line and say what is wrong and where.
+"""
+
+
+class Error(Exception):
+    """Base class of every error keras_onebit raises on bad input."""
+
+
+class ConfigError(Error, ValueError):
+    """An argument, model name or option value the library cannot use."""
+
+
+class MissingDependencyError(Error, ImportError):
+    """An optional dependency is missing; the message names the pip extra."""
+
+
+class BackendError(Error, RuntimeError):
+    """A feature that needs the TensorFlow backend called on another backend."""
+
+
+def require(module, extra, what):
+    """Imports and returns `module`, or raises `MissingDependencyError` that
+    says `pip install keras_onebit[extra]` is needed for `what`."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"{what} needs the optional dependency {module.split('.')[0]!r}: "
+            f"pip install 'keras_onebit[{extra}]'.") from e
+
+
+def require_tensorflow_backend(what):
+    """Raises `BackendError` unless Keras runs on the TensorFlow backend."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise BackendError(
+            f"{what} needs the TensorFlow backend (KERAS_BACKEND=tensorflow); Keras runs on "
+            f"{backend!r}. Save the model as .keras and export it under TensorFlow.")
