@@ -2,8 +2,9 @@
 
 import hashlib
 import os
+import re
 
-from keras_onebit.hub.errors import ChecksumError, TruncatedFileError
+from keras_onebit.hub.errors import ChecksumError, HubError, TruncatedFileError
 
 CHUNK = 1 << 20
 
@@ -18,10 +19,29 @@ def sha256_file(path):
 
 
 def verify_file(path, sha256, size=None):
-    """Raises `TruncatedFileError` if the file is shorter than `size` bytes
-    (when given), `ChecksumError` if its sha256 is not `sha256`. Returns path."""
+    """Checks the size and sha256 of a file.
+
+    Args:
+        path: the file.
+        sha256: the expected hex sha256 (64 hexadecimal digits, any case).
+        size: the expected size in bytes, or None.
+
+    Returns:
+        `path`.
+
+    Raises:
+        TruncatedFileError: if the file is shorter than `size` bytes.
+        ChecksumError: if no valid sha256 is given, or the file's is another.
+        HubError: if `size` is not a non-negative integer.
+    """
     if not sha256:
         raise ChecksumError(f"{path}: no sha256 recorded for this file; refusing to load it.")
+    if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise ChecksumError(f"{path}: the expected sha256 must be 64 hexadecimal digits, got "
+                            f"{repr(sha256)[:80]}; refusing to load the file.")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise HubError(f"{path}: the expected size must be a non-negative integer, got "
+                       f"{repr(size)[:80]}.")
     actual_size = os.path.getsize(path)
     if size is not None and actual_size < int(size):
         raise TruncatedFileError(

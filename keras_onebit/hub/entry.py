@@ -12,6 +12,33 @@ from keras_onebit.hub.errors import HubError
 PREPROCESSING = "raw pixels 0..255 as float32, NHWC; no mean/std: the model's input BN normalizes"
 
 
+def _is_str(value):
+    return isinstance(value, str)
+
+
+def _is_dict(value):
+    return isinstance(value, dict)
+
+
+def _is_bool(value):
+    return isinstance(value, bool)
+
+
+# The config.json fields the hub uses: (field, required, test, what the value must be).
+# An optional field may be null.
+CONFIG_FIELDS = (
+    ("id", True, registry.is_valid_id, registry.ID_RULE),
+    ("factory", True, lambda v: v is None or isinstance(v, str), "a string or null"),
+    ("weights", True, registry.is_plain_name, registry.NAME_RULE),
+    ("weights_sha256", True, registry.is_sha256, "64 hexadecimal digits"),
+    ("weights_bytes", False, registry.is_count, "a non-negative integer"),
+    ("factory_kwargs", False, _is_dict, "an object"),
+    ("binary", False, _is_bool, "true or false"),
+    ("dataset", False, _is_str, "a string"),
+    ("source", False, _is_dict, "an object"),
+)
+
+
 def model_is_binary(model):
     from keras_onebit.layers import is_binary
 
@@ -70,6 +97,7 @@ def save_entry(
     """
     from keras_onebit.export import save_packed
 
+    registry.check_id(model_id)  # before any path is built from it
     root, folder = _entry_paths(out_dir, model_id)
     root.mkdir(parents=True, exist_ok=True)
     factory_kwargs = dict(factory_kwargs or {})
@@ -105,6 +133,7 @@ def save_entry(
             "source": source,
             "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
+        registry.check_fields(config, CONFIG_FIELDS, f"hub entry {model_id!r}")
         registry.write_json_atomic(tmp / registry.CONFIG_NAME, config)
         registry.write_text_atomic(tmp / registry.CARD_NAME, model_card(config, notes))
         _swap_in(tmp, folder)
@@ -150,15 +179,59 @@ def _record_in_manifest(config, root, default):
 
 
 def read_config(folder):
-    """The validated config.json of an entry folder."""
-    path = pathlib.Path(folder) / registry.CONFIG_NAME
+    """The checked config.json of an entry folder.
+
+    Args:
+        folder: the entry folder.
+
+    Returns:
+        The config dict; every field the hub uses has the right type
+        (`CONFIG_FIELDS`), and `weights` is a plain file name.
+
+    Raises:
+        FileNotFoundError: if the folder has no config.json.
+        HubError: if config.json is unreadable, not an object, or resolves
+            outside the folder.
+        FieldError: naming the file and the first missing or bad field.
+    """
+    path = entry_file(folder, registry.CONFIG_NAME)
     config = registry.read_json(path, "hub entry config")
     if not isinstance(config, dict):
         raise HubError(f"{path}: not a hub entry config (expected a JSON object).")
-    missing = [k for k in ("id", "factory", "weights", "weights_sha256") if k not in config]
-    if missing:
-        raise HubError(f"{path}: hub entry config lacks {missing}.")
-    return config
+    return registry.check_fields(config, CONFIG_FIELDS, str(path))
+
+
+def entry_file(folder, name, field=None):
+    """The path of the file `name` of an entry, after checking that it stays
+    inside the entry folder once symlinks are resolved.
+
+    Args:
+        folder: the entry folder.
+        name: a plain file name.
+        field: the config.json field that names the file ("weights"), or
+            None for a file of fixed name (config.json).
+
+    Returns:
+        `folder / name` (not resolved, so messages show the entry's path).
+
+    Raises:
+        HubError: if `name` is not a plain name or the file resolves outside
+            the folder (an absolute path, `..`, a symlink out).
+    """
+    folder = pathlib.Path(folder)
+    what = f"field {field!r} names {registry.show(name)}, which" if field else f"{name!r}"
+    if not registry.is_plain_name(name):
+        raise HubError(f"{folder}: field {field!r} must be {registry.NAME_RULE}, got "
+                       f"{registry.show(name)}.")
+    path = folder / name
+    try:
+        root, target = folder.resolve(), path.resolve()
+    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop
+        raise HubError(f"{folder}: {what} cannot be resolved ({registry.one_line(e)}).") from e
+    if target == root or not target.is_relative_to(root):
+        raise HubError(f"{folder}: {what} resolves to {target}, outside the entry folder; "
+                       "refusing to read it.")
+    return path
 
 
 def _fmt_metric(value):

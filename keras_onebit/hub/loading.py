@@ -1,31 +1,50 @@
 """`load(name_or_path)` and `load_weights_into(model, weights)`.
 
 Resolution of a name: an existing path (entry folder, packed weights file or
-one of the authors' .mat files); else an id found as `<folder>/<id>/` in
-`$KERAS_ONEBIT_HUB`, then `pretrained/`, then the user cache; else a download
-of the manifest entry's `url` into the cache (sha256 verified, a .mat
-converted into a cache entry). Every entry's weights file is checked against
-its recorded size and sha256 before it is read.
+one of the authors' .mat files); else an id (checked to be a plain name first)
+found as `<folder>/<id>/` in `$KERAS_ONEBIT_HUB`, then `pretrained/`, then the
+user cache; else a download of the manifest entry's `url` into the cache
+(sha256 verified, a .mat converted into a cache entry). Every entry's weights
+file is checked against its recorded size and sha256 before it is read, and a
+folder named as a manifest id (or whose config.json claims one) must hold the
+manifest's file, wherever it was found.
 """
 
 import contextlib
+import hashlib
+import http.client
+import math
 import os
 import pathlib
 import tempfile
+import urllib.error
 import urllib.parse
 import urllib.request
 
 from keras_onebit.hub import registry
 from keras_onebit.hub.checksum import sha256_file, verify_file
-from keras_onebit.hub.entry import model_is_binary, read_config
+from keras_onebit.hub.entry import entry_file, model_is_binary, read_config
 from keras_onebit.hub.errors import (
     ArchitectureMismatchError,
     ChecksumError,
+    DownloadError,
     HubError,
     ModelNotAvailableError,
+    PathNotFoundError,
 )
 
 MAT_FORMATS = ("mcdonnell-keras-mat", "mcdonnell-matlab-mat")
+TIMEOUT_ENV = "KERAS_ONEBIT_DOWNLOAD_TIMEOUT"
+DEFAULT_TIMEOUT = 30.0  # seconds, for the connection and for each read
+MAX_DOWNLOAD_BYTES = 1 << 30  # for a manifest entry without `bytes`
+CHUNK = 1 << 20
+
+
+def _exists(path):
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
 
 
 def _as_path(name_or_path):
@@ -34,7 +53,7 @@ def _as_path(name_or_path):
     text = str(name_or_path)
     path = pathlib.Path(text).expanduser()
     looks_like_path = os.sep in text or text.endswith((".onebit", ".mat", ".npz", ".zip"))
-    if path.exists() or (looks_like_path and not _is_known_id(text)):
+    if _exists(path) or (looks_like_path and not _is_known_id(text)):
         return path
     return None
 
@@ -45,21 +64,30 @@ def _is_known_id(name):
     return False
 
 
+def _not_found(name_or_path, path):
+    text = str(name_or_path)
+    if isinstance(name_or_path, os.PathLike) or registry.is_valid_id(text):
+        return PathNotFoundError(f"{path}: no such file or hub entry folder.")
+    return PathNotFoundError(
+        f"{registry.show(text)}: no such file or hub entry folder, and not a hub id either "
+        f"(an id is {registry.ID_RULE}).")
+
+
 # ------------------------------------------------------------------------ resolving
 
 
-def resolve(name_or_path):
-    """What `load` would read: ("path", Path) of an explicit file or folder, or
-    ("entry", Path) of an entry folder (downloading it if needed)."""
+def _resolve(name_or_path):
+    """(kind, path, model_id): model_id is the id the entry was resolved by,
+    None for a path."""
     path = _as_path(name_or_path)
     if path is not None:
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such file or hub entry folder.")
-        return ("entry" if (path / registry.CONFIG_NAME).is_file() else "path"), path
-    model_id = str(name_or_path)
+        if not _exists(path):
+            raise _not_found(name_or_path, path)
+        return ("entry" if (path / registry.CONFIG_NAME).is_file() else "path"), path, None
+    model_id = registry.check_id(str(name_or_path))
     folder = registry.find_entry_dir(model_id)
     if folder is not None:
-        return "entry", folder
+        return "entry", folder, model_id
     entry = registry.manifest_entries().get(model_id)
     if entry is None and model_id == registry.default_model_id():
         raise ModelNotAvailableError(
@@ -68,38 +96,104 @@ def resolve(name_or_path):
     if entry is None:
         raise registry.unknown_model(model_id)
     if entry.get("url"):
-        return "entry", download_entry(entry)
+        return "entry", download_entry(entry), model_id
     raise ModelNotAvailableError(
         f"Hub model {model_id!r} is in the manifest but its folder {model_id}/ is in none of "
         f"{', '.join(str(d) for d in registry.search_dirs())}, and it has no download URL."
     )
 
 
-def _check_against_manifest(folder, config):
-    """A mirror or cache copy must be the file the project's manifest names."""
-    entry = registry.manifest_entries().get(config["id"]) if folder.name == config["id"] else None
-    if not entry or not entry.get("sha256"):
-        return
+def resolve(name_or_path):
+    """What `load` would read.
+
+    Args:
+        name_or_path: a hub id, or the path of an entry folder, a packed
+            weights file or one of the authors' .mat files.
+
+    Returns:
+        ("path", Path) of an explicit file or folder, or ("entry", Path) of
+        an entry folder (downloading it if needed).
+
+    Raises:
+        PathNotFoundError: a path that does not exist.
+        InvalidIdError: a name that is not a valid id.
+        UnknownModelError, ModelNotAvailableError, DownloadError, ChecksumError.
+    """
+    kind, path, _ = _resolve(name_or_path)
+    return kind, path
+
+
+def _claimed_ids(folder, config):
+    """The ids a folder claims to be: its name (as given and resolved) and its config id."""
+    names = [folder.name, config["id"]]
+    with contextlib.suppress(OSError, RuntimeError):
+        names.append(folder.resolve().name)
+    return [n for n in dict.fromkeys(names) if n]
+
+
+def _check_against_manifest(folder, weights, config):
+    """A folder named as a manifest id, or whose config.json claims one, must
+    hold the manifest's file (wherever it was found)."""
+    entries = registry.manifest_entries()
+    manifest = registry.manifest_path()
+    for model_id in _claimed_ids(folder, config):
+        entry = entries.get(model_id)
+        if entry is not None:
+            _check_entry(weights, config, entry, manifest)
+
+
+def _check_entry(weights, config, entry, manifest):
+    expected = entry["sha256"].lower()
+    where = f"({manifest}, entry {entry['id']!r})"
     if entry.get("url") and entry.get("source_format") in MAT_FORMATS:
-        got = (config.get("source") or {}).get("sha256")
-        if got != entry["sha256"]:
+        source = config.get("source") or {}
+        got = source.get("sha256")
+        if not isinstance(got, str) or got.lower() != expected:
             raise ChecksumError(
-                f"{folder}: converted from a file with sha256 {got}, but the manifest entry "
-                f"{config['id']!r} expects its source to have sha256 {entry['sha256']}."
-            )
-    elif entry["sha256"] != config["weights_sha256"]:
+                f"{weights}: converted from a file with sha256 {registry.show(got)} (config.json "
+                f"field 'source.sha256'), but the manifest expects its source to have sha256 "
+                f"{expected} {where}.")
+        return
+    recorded = config["weights_sha256"].lower()
+    if recorded != expected:
         raise ChecksumError(
-            f"{folder / config['weights']}: sha256 mismatch: the manifest expects "
-            f"{entry['sha256']}, the entry's config.json records {config['weights_sha256']}."
-        )
+            f"{weights}: sha256 mismatch: the manifest expects {expected} {where}, the entry's "
+            f"config.json records {recorded}. Remove or rename this folder to use the "
+            "project's model.")
+    size, recorded_size = entry.get("bytes"), config.get("weights_bytes")
+    if size is not None and recorded_size is not None and size != recorded_size:
+        raise ChecksumError(
+            f"{weights}: size mismatch: the manifest expects {size} bytes {where}, the entry's "
+            f"config.json records {recorded_size}.")
 
 
-def verified_weights(folder):
-    """(config, weights path) of an entry folder after the size and sha256 checks."""
+def verified_weights(folder, model_id=None):
+    """The config and weights file of an entry folder after every check.
+
+    Args:
+        folder: the entry folder.
+        model_id: the id the folder was found by (its config.json must say
+            the same id), or None for a folder given as a path.
+
+    Returns:
+        (config dict, weights path).
+
+    Raises:
+        FieldError: a config.json field of the wrong type.
+        HubError: the weights file outside the folder, or a config id that
+            is not the id the folder was found by.
+        ChecksumError: the file is not the manifest's (for a manifest id),
+            or not the one config.json records (names both).
+        ModelNotAvailableError: the weights file is missing.
+    """
     folder = pathlib.Path(folder)
     config = read_config(folder)
-    _check_against_manifest(folder, config)
-    weights = folder / config["weights"]
+    weights = entry_file(folder, config["weights"], "weights")
+    _check_against_manifest(folder, weights, config)
+    if model_id is not None and config["id"] != model_id:
+        raise HubError(
+            f"{folder / registry.CONFIG_NAME}: field 'id' is {config['id']!r}, but the folder "
+            f"was found as hub model {model_id!r}; an entry folder must be named as its id.")
     if not weights.is_file():
         raise ModelNotAvailableError(f"{weights}: the weights file of hub entry "
                                      f"{config['id']!r} is missing.")
@@ -110,43 +204,159 @@ def verified_weights(folder):
 # ------------------------------------------------------------------------- download
 
 
-def _download(url, dest, sha256, size=None):
-    """Fetches `url` to `dest` via a temp file; keeps it only if its sha256 matches."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+def download_timeout():
+    """Seconds to wait for the connection and for each read of a download:
+    `$KERAS_ONEBIT_DOWNLOAD_TIMEOUT`, else 30.
+
+    Raises:
+        HubError: if the variable is not a positive number.
+    """
+    value = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not value:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise HubError(f"${TIMEOUT_ENV} must be a positive number of seconds, got {value!r}.")
+    return seconds
+
+
+def _fetch(url, out, limit, timeout):
+    """Streams `url` into the open file `out`, at most `limit` bytes.
+    Returns (hex sha256, bytes read)."""
+    digest, count = hashlib.sha256(), 0
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        declared = response.headers.get("Content-Length")
+        if declared and declared.strip().isdigit() and int(declared) > limit:
+            raise DownloadError(f"the server announces {int(declared)} bytes, more than the "
+                                f"{limit} bytes expected")
+        while chunk := response.read(min(CHUNK, limit + 1 - count)):
+            count += len(chunk)
+            if count > limit:
+                raise DownloadError(f"more than the {limit} bytes expected; stopped reading")
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest(), count
+
+
+def _reason(error):
+    """One line saying why a download failed."""
+    if isinstance(error, urllib.error.HTTPError):
+        error.close()
+        return registry.one_line(f"HTTP error {error.code}: {error.reason}")
+    if isinstance(error, urllib.error.URLError):
+        if not isinstance(error.reason, OSError):
+            return registry.one_line(error.reason)
+        error = error.reason
+    if isinstance(error, TimeoutError):
+        return f"no answer within {download_timeout():g} s (${TIMEOUT_ENV})"
+    return registry.one_line(f"{type(error).__name__}: {error}")
+
+
+def _download(url, dest, sha256, size=None, offline=""):
+    """Fetches `url` to `dest` through a temp file in `dest`'s folder, renamed
+    only after its sha256 matches; nothing is left behind on failure.
+
+    Args:
+        url: what to fetch.
+        dest: the file to write.
+        sha256: its expected hex sha256.
+        size: its expected size in bytes (also the cap on what is read), or
+            None (cap `MAX_DOWNLOAD_BYTES`).
+        offline: what to do instead, appended to every error.
+
+    Returns:
+        `dest`.
+
+    Raises:
+        DownloadError: a timeout, refused connection, HTTP or I/O error, or a
+            file larger than `size`; names the URL and `offline`.
+        ChecksumError: the file's sha256 or size is not the expected one.
+    """
+    dest = pathlib.Path(dest)
     if dest.is_file():
         with contextlib.suppress(ChecksumError):
             return verify_file(dest, sha256, size)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    limit = MAX_DOWNLOAD_BYTES if size is None else size
+    timeout = download_timeout()
+    tmp = None
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-        verify_file(tmp, sha256, size)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+            with os.fdopen(fd, "wb") as out:
+                actual, count = _fetch(url, out, limit, timeout)
+        except DownloadError as e:
+            raise DownloadError(f"Download of {url} failed: {e}. {offline}".strip()) from e
+        except HubError:
+            raise
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            raise DownloadError(f"Download of {url} failed ({_reason(e)}). "
+                                f"{offline}".strip()) from e
+        if actual != sha256.lower() or (size is not None and count != size):
+            raise ChecksumError(
+                f"{url}: the download ({count} bytes, sha256 {actual}) is not the file the "
+                f"manifest {registry.manifest_path()} names ({size if size is not None else '?'}"
+                f" bytes, sha256 {sha256.lower()}); not kept. {offline}".strip())
         os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        tmp = None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return dest
 
 
-def download_entry(entry):
-    """Downloads a manifest entry with a `url` into the user cache and returns
-    the entry folder there (a .mat is converted into one)."""
-    cache = registry.cache_dir()
+def _offline_hint(entry):
+    if entry.get("source_format") in MAT_FORMATS:
+        return (f"Offline: fetch the file elsewhere, run `python -m keras_onebit hub "
+                f"import-mcdonnell --mat FILE --out DIR` and add DIR to $KERAS_ONEBIT_HUB (or put "
+                f"an existing {entry['id']}/ entry folder in a folder listed there).")
+    return (f"Offline: put the {entry['id']}/ entry folder in a folder listed in "
+            "$KERAS_ONEBIT_HUB.")
+
+
+def _download_name(entry):
+    """The file name under `downloads/`: the URL's last path segment if it is a
+    plain name, else `<id>.download`."""
     name = pathlib.PurePosixPath(urllib.parse.urlparse(entry["url"]).path).name
-    raw = _download(entry["url"], cache / "downloads" / name, entry["sha256"], entry.get("bytes"))
+    return name if registry.is_plain_name(name) else f"{entry['id']}.download"
+
+
+def download_entry(entry):
+    """Downloads a manifest entry with a `url` into the user cache.
+
+    Args:
+        entry: the manifest entry (checked again here: its id becomes a
+            folder name).
+
+    Returns:
+        The entry folder in the cache (a .mat is converted into one).
+
+    Raises:
+        FieldError: a bad entry field (e.g. an id with a separator).
+        DownloadError, ChecksumError: see `_download`.
+    """
+    registry.check_manifest_entry(entry, registry.manifest_path())
+    if not entry.get("url"):
+        raise ModelNotAvailableError(f"Hub model {entry['id']!r} has no download URL.")
+    model_id = entry["id"]
+    cache = registry.cache_dir()
+    raw = _download(entry["url"], cache / "downloads" / _download_name(entry), entry["sha256"],
+                    entry.get("bytes"), offline=_offline_hint(entry))
     if entry.get("source_format") in MAT_FORMATS:
         from keras_onebit.hub.mcdonnell import import_mcdonnell
 
         layout = entry["source_format"].split("-")[1]
-        return import_mcdonnell(raw, cache, layout=layout, model_id=entry["id"])
+        return import_mcdonnell(raw, cache, layout=layout, model_id=model_id)
     # A packed weights file: build the entry folder around it.
-    folder = cache / entry["id"]
+    folder = cache / model_id
     folder.mkdir(parents=True, exist_ok=True)
     os.replace(raw, folder / registry.WEIGHTS_NAME)
-    config = {"format": registry.ENTRY_FORMAT, "version": 1, "id": entry["id"],
-              "factory": entry.get("factory"), "factory_kwargs": entry.get("factory_kwargs", {}),
+    config = {"format": registry.ENTRY_FORMAT, "version": 1, "id": model_id,
+              "factory": entry.get("factory"), "factory_kwargs": entry.get("factory_kwargs") or {},
               "dataset": entry.get("dataset"), "binary": entry.get("binary"),
               "weights": registry.WEIGHTS_NAME, "weights_sha256": entry["sha256"],
               "weights_bytes": entry.get("bytes"), "source": {"url": entry["url"]}}
@@ -172,10 +382,21 @@ def load(name_or_path, sha256=None):
 
     The sha256 of an entry's weights is checked on every load; for an explicit
     file, pass `sha256=` to check it (a file beside a config.json that names it
-    is checked against that)."""
-    kind, path = resolve(name_or_path)
+    is checked against that, and against the manifest if it claims a manifest id).
+
+    Args:
+        name_or_path: a hub id or a path.
+        sha256: the expected sha256 of an explicit file, or None.
+
+    Returns:
+        The Keras model.
+
+    Raises:
+        HubError: every failure (see `resolve` and `verified_weights`).
+    """
+    kind, path, model_id = _resolve(name_or_path)
     if kind == "entry":
-        _, weights = verified_weights(path)
+        _, weights = verified_weights(path, model_id)
         return _load_packed(weights)
     if path.is_dir():
         raise HubError(f"{path}: a folder without {registry.CONFIG_NAME}; not a hub entry.")
@@ -183,8 +404,8 @@ def load(name_or_path, sha256=None):
         verify_file(path, sha256)
     elif (path.parent / registry.CONFIG_NAME).is_file():
         config = read_config(path.parent)
-        if config.get("weights") == path.name:
-            verify_file(path, config["weights_sha256"], config.get("weights_bytes"))
+        if config["weights"] == path.name:
+            verified_weights(path.parent)
     if path.suffix == ".mat":
         from keras_onebit.hub import mcdonnell
 
