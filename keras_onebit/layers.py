@@ -20,7 +20,8 @@ from keras import ops
 from keras_onebit import quantizers, storage
 from keras_onebit.errors import ConfigError
 
-ONEBIT_ARGS = ("binary", "scale", "gradient", "input_quantizer", "switchable", "input_storage")
+ONEBIT_ARGS = ("binary", "scale", "gradient", "kernel_quantizer", "input_quantizer",
+               "switchable", "input_storage")
 
 
 def pop_onebit_args(kwargs):
@@ -28,24 +29,39 @@ def pop_onebit_args(kwargs):
     return {name: kwargs.pop(name) for name in ONEBIT_ARGS if name in kwargs}
 
 
+def make_kernel_quantizer(binary, scale, gradient, kernel_quantizer):
+    """The layer's kernel quantizer: `kernel_quantizer` (an object, a name or
+    a config) if given, else `SignWeight(scale, gradient)` when `binary`."""
+    quantizer = quantizers.get_kernel_quantizer(kernel_quantizer)
+    if quantizer is not None and not binary:
+        raise ConfigError(f"binary=False with kernel_quantizer={kernel_quantizer!r}: a float "
+                          "layer has no kernel quantizer; drop one of the two.")
+    if quantizer is None and binary:
+        quantizer = quantizers.SignWeight(scale, gradient)
+    return quantizer
+
+
 class OneBitKernelMixin:
     """What the binary layers share: quantizers, deploy view, config."""
 
-    def _init_onebit(self, binary=True, scale="he", gradient="ste", input_quantizer=None,
-                     switchable=False, input_storage=None):
+    def _init_onebit(self, binary=True, scale="he", gradient="ste", kernel_quantizer=None,
+                     input_quantizer=None, switchable=False, input_storage=None):
         if switchable and not binary:
             raise ConfigError("switchable=True needs binary=True: the switch turns the "
-                             "layer from float to one-bit.")
-        self.binary = bool(binary)
+                              "layer from float to one-bit.")
+        self.kernel_quantizer = make_kernel_quantizer(binary, scale, gradient, kernel_quantizer)
+        self.binary = self.kernel_quantizer is not None
         self.switchable = bool(switchable)
         self.binary_on = None
-        self.scale = scale
-        self.gradient = gradient
-        self.kernel_quantizer = (
-            quantizers.SignWeight(scale, gradient) if self.binary else None
-        )
+        self.scale = getattr(self.kernel_quantizer, "scale", scale)
+        self.gradient = getattr(self.kernel_quantizer, "gradient", gradient)
         self.input_quantizer = quantizers.get(input_quantizer)
         self.input_storage = storage.get(input_storage)
+
+    @property
+    def precision(self):
+        """Bits per stored weight: the kernel quantizer's (1), or 32 for a float layer."""
+        return getattr(self.kernel_quantizer, "precision", 32) if self.binary else 32
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -107,12 +123,33 @@ class OneBitKernelMixin:
             return op(inputs, kernel)
         return self.input_storage.apply(op, inputs, kernel)
 
+    def check_packable(self):
+        """Raises `ConfigError` unless the kernel is stored as sign bits and a
+        scale, i.e. its quantizer is a `SignWeight` (or a subclass)."""
+        if not isinstance(self.kernel_quantizer, quantizers.SignWeight):
+            raise ConfigError(
+                f"Layer {self.name!r} uses kernel quantizer "
+                f"{type(self.kernel_quantizer).__name__}, which is not a SignWeight: its "
+                "kernel cannot be stored as sign bits and a scale (subclass "
+                "keras_onebit.quantizers.SignWeight to export it).")
+
+    def add_bias_and_activate(self, x):
+        """x + bias (broadcast over the channel axis), then the activation."""
+        if self.bias is not None:
+            bias = self.bias
+            if getattr(self, "data_format", "channels_last") == "channels_first":
+                bias = ops.reshape(bias, (1, -1) + (1,) * (len(x.shape) - 2))
+            x = ops.add(x, bias)
+        return x if self.activation is None else self.activation(x)
+
     def sign_bits(self):
         """Boolean array, True where the latent weight is >= 0 (bit 1 = +1)."""
+        self.check_packable()
         return ops.convert_to_numpy(self.kernel) >= 0
 
     def kernel_alpha(self):
         """float32 scale: shape () per layer or (C_out,) per channel."""
+        self.check_packable()
         alpha = self.kernel_quantizer.alpha(self.kernel)
         return np.asarray(ops.convert_to_numpy(alpha), dtype=np.float32)
 
@@ -121,6 +158,7 @@ class OneBitKernelMixin:
             "binary": self.binary,
             "scale": self.scale,
             "gradient": self.gradient,
+            "kernel_quantizer": quantizers.serialize(self.kernel_quantizer),
             "input_quantizer": quantizers.serialize(self.input_quantizer),
             "switchable": self.switchable,
             "input_storage": quantizers.serialize(self.input_storage),
@@ -138,6 +176,10 @@ class BinaryConv2D(OneBitKernelMixin, keras.layers.Conv2D):
         scale: `"he"` (constant sqrt(2 / fan_in), default), `"mean_abs"`
             (per output channel), `"none"`, or a float. See `SignWeight`.
         gradient: `"ste"` (default), `"clipped"` or `"magnitude_aware"`.
+        kernel_quantizer: a `keras_onebit.quantizers.Quantizer`, its config,
+            or a name ("sign_weight", "ste_sign", "magnitude_aware_sign");
+            overrides `scale` and `gradient`, which are shorthands for
+            `SignWeight(scale, gradient)`.
         input_quantizer: None (real activations, default), `"approx_sign"`
             (Bi-Real Net), `"ste_sign"`, or a quantizer instance.
         switchable: start float, turn one-bit on `set_binary(True)`
@@ -155,15 +197,8 @@ class BinaryConv2D(OneBitKernelMixin, keras.layers.Conv2D):
         self._init_onebit(**onebit)
 
     def call(self, inputs, training=None):
-        self._training = training  # read by convolution_op, whose signature is Keras'
-        try:
-            return super().call(inputs)
-        finally:
-            self._training = None
-
-    def convolution_op(self, inputs, kernel):
-        return self.linear(super().convolution_op, inputs, kernel,
-                           getattr(self, "_training", None))
+        x = self.linear(self.convolution_op, inputs, self.kernel, training)
+        return self.add_bias_and_activate(x)
 
     def get_config(self):
         return {**super().get_config(), **self._onebit_config()}
@@ -174,7 +209,7 @@ class BinaryDense(OneBitKernelMixin, keras.layers.Dense):
     """Densely connected layer with one-bit weights.
 
     Args: as `keras.layers.Dense`, plus `binary`, `scale`, `gradient`,
-    `input_quantizer`, `switchable` and `input_storage` as in `BinaryConv2D`.
+    `kernel_quantizer`, `input_quantizer`, `switchable` and `input_storage` as in `BinaryConv2D`.
     """
 
     def __init__(self, units, use_bias=False, kernel_initializer="he_normal", **kwargs):
@@ -185,11 +220,7 @@ class BinaryDense(OneBitKernelMixin, keras.layers.Dense):
 
     def call(self, inputs, training=None):
         x = self.linear(ops.matmul, inputs, self.kernel, training)
-        if self.bias is not None:
-            x = ops.add(x, self.bias)
-        if self.activation is not None:
-            x = self.activation(x)
-        return x
+        return self.add_bias_and_activate(x)
 
     def get_config(self):
         return {**super().get_config(), **self._onebit_config()}

@@ -13,7 +13,7 @@ Bi-Real Net) and the clipped and magnitude-aware gradients.
 import math
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from keras_onebit.errors import ConfigError
 
@@ -23,7 +23,9 @@ GRADIENTS = ("ste", "clipped", "magnitude_aware")
 
 def sign(x):
     """+1 where x >= 0, -1 elsewhere (so sign(0) = +1), in x's dtype."""
-    return tf.where(x >= 0, tf.ones_like(x), -tf.ones_like(x))
+    x = ops.convert_to_tensor(x)
+    one = ops.ones_like(x)
+    return ops.where(x >= 0, one, -one)
 
 
 def fan_in(shape):
@@ -36,8 +38,22 @@ def he_scale(shape):
     return math.sqrt(2.0 / fan_in(shape))
 
 
+def _upstream(args, upstream):
+    """The incoming gradient of a `keras.ops.custom_gradient` grad function
+    (positional on TensorFlow, keyword on some backends)."""
+    return args[0] if upstream is None else upstream
+
+
 class Quantizer:
-    """Base class: a callable with a Keras config."""
+    """Base class: a callable with a Keras config.
+
+    `precision` is the bits per value it produces (1 for the sign
+    quantizers), as larq's quantizers report it; `summary` counts memory
+    with it. Subclass it (and register the subclass with
+    `keras.saving.register_keras_serializable`) for a quantizer of your own.
+    """
+
+    precision = 32
 
     def __call__(self, x):
         raise NotImplementedError
@@ -58,6 +74,9 @@ class Quantizer:
 class SignWeight(Quantizer):
     """One-bit weight quantizer: forward `alpha * sign(W)`.
 
+    Written with `keras.ops` (`keras.ops.custom_gradient`), so it runs on
+    every Keras backend with the same values and gradients.
+
     Args:
         scale: `"he"` (default) the constant `sqrt(2 / fan_in)` of the layer,
             a Python float, never learned (McDonnell); `"mean_abs"` mean |W|
@@ -67,10 +86,16 @@ class SignWeight(Quantizer):
             `"ste"` (default) g itself, unscaled and unclipped (McDonnell);
             `"clipped"` g * 1[|W| <= 1]; `"magnitude_aware"`
             alpha * g * 1[|W| <= 1] (Bi-Real Net).
+
+    Raises:
+        ConfigError: an unknown scale or gradient.
     """
 
+    precision = 1
+
     def __init__(self, scale="he", gradient="ste"):
-        if not isinstance(scale, (int, float)) and scale not in SCALES:
+        if isinstance(scale, bool) or (not isinstance(scale, (int, float))
+                                       and scale not in SCALES):
             raise ConfigError(
                 f"Unknown scale {scale!r}: expected one of {SCALES} or a float."
             )
@@ -93,27 +118,28 @@ class SignWeight(Quantizer):
             return 1.0
         if self.scale == "mean_abs":
             axes = list(range(len(kernel.shape) - 1))
-            return tf.reduce_mean(tf.abs(kernel), axis=axes)
+            return ops.mean(ops.abs(kernel), axis=axes)
         return self.scale
 
     def __call__(self, kernel):
-        kernel = tf.identity(kernel)  # a tensor, so custom_gradient applies
-
-        @tf.custom_gradient
+        @ops.custom_gradient
         def binarize(w):
-            alpha = tf.cast(self.alpha(w), w.dtype)
+            alpha = ops.cast(self.alpha(w), w.dtype)
 
-            def grad(g):
+            def grad(*args, upstream=None):
+                g = _upstream(args, upstream)
                 if self.gradient == "ste":
                     return g
-                inside = tf.cast(tf.abs(w) <= 1.0, g.dtype)
+                inside = ops.cast(ops.abs(w) <= 1.0, g.dtype)
                 if self.gradient == "clipped":
                     return g * inside
                 return alpha * g * inside
 
             return alpha * sign(w), grad
 
-        return binarize(kernel)
+        # A copy, not the variable: TensorFlow's custom_gradient would otherwise ask
+        # for the gradient of the variable itself (its `variables=` argument).
+        return binarize(ops.copy(kernel))
 
     def get_config(self):
         return {"scale": self.scale, "gradient": self.gradient}
@@ -127,17 +153,20 @@ class ApproxSign(Quantizer):
     2 + 2x on [-1, 0), 2 - 2x on [0, 1) and 0 outside.
     """
 
+    precision = 1
+
     def __call__(self, x):
-        @tf.custom_gradient
+        @ops.custom_gradient
         def approx_sign(x):
-            def grad(g):
-                slope = tf.where(x < 0, 2.0 + 2.0 * x, 2.0 - 2.0 * x)
-                inside = tf.logical_and(x >= -1.0, x < 1.0)
-                return g * tf.where(inside, slope, tf.zeros_like(x))
+            def grad(*args, upstream=None):
+                g = _upstream(args, upstream)
+                slope = ops.where(x < 0, 2.0 + 2.0 * x, 2.0 - 2.0 * x)
+                inside = ops.logical_and(x >= -1.0, x < 1.0)
+                return g * ops.where(inside, slope, ops.zeros_like(x))
 
             return sign(x), grad
 
-        return approx_sign(tf.convert_to_tensor(x))
+        return approx_sign(ops.convert_to_tensor(x))
 
 
 @keras.saving.register_keras_serializable(package="keras_onebit")
@@ -145,37 +174,84 @@ class SteSign(Quantizer):
     """Binary activation with the clipped straight-through gradient
     (BinaryNet / larq `ste_sign`): forward sign(x), backward g * 1[|x| <= 1]."""
 
+    precision = 1
+
     def __call__(self, x):
-        @tf.custom_gradient
+        @ops.custom_gradient
         def ste_sign(x):
-            def grad(g):
-                return g * tf.cast(tf.abs(x) <= 1.0, g.dtype)
+            def grad(*args, upstream=None):
+                g = _upstream(args, upstream)
+                return g * ops.cast(ops.abs(x) <= 1.0, g.dtype)
 
             return sign(x), grad
 
-        return ste_sign(tf.convert_to_tensor(x))
+        return ste_sign(ops.convert_to_tensor(x))
 
 
 ACTIVATION_QUANTIZERS = {"approx_sign": ApproxSign, "ste_sign": SteSign}
 
+# Kernel quantizers by name. Each is a SignWeight, so the exporter can store
+# its sign bits and scale: "ste_sign" on a kernel is larq's weight
+# quantizer (sign(W), no scale, clipped gradient).
+KERNEL_QUANTIZERS = {
+    "sign_weight": lambda: SignWeight(),
+    "ste_sign": lambda: SignWeight(scale="none", gradient="clipped"),
+    "magnitude_aware_sign": lambda: SignWeight(scale="mean_abs", gradient="magnitude_aware"),
+}
 
-def get(identifier):
-    """A quantizer from None, a name, a config dict or an instance."""
+
+def _from_identifier(identifier, names, what):
     if identifier is None or isinstance(identifier, Quantizer):
         return identifier
     if isinstance(identifier, str):
-        if identifier not in ACTIVATION_QUANTIZERS:
+        if identifier not in names:
             raise ConfigError(
-                f"Unknown quantizer {identifier!r}: expected one of "
-                f"{sorted(ACTIVATION_QUANTIZERS)}."
+                f"Unknown {what} {identifier!r}: expected one of {sorted(names)}, a "
+                "keras_onebit.quantizers.Quantizer or its config."
             )
-        return ACTIVATION_QUANTIZERS[identifier]()
+        return names[identifier]()
     if isinstance(identifier, dict):
-        return keras.saving.deserialize_keras_object(identifier)
-    raise ConfigError(f"Cannot interpret {identifier!r} as a quantizer.")
+        quantizer = keras.saving.deserialize_keras_object(identifier)
+        if not isinstance(quantizer, Quantizer):
+            raise ConfigError(f"{identifier!r} is not a keras_onebit quantizer config.")
+        return quantizer
+    raise ConfigError(f"Cannot interpret {identifier!r} as a {what}.")
+
+
+def get(identifier):
+    """An activation quantizer from None, a name, a config dict or an instance.
+
+    Args:
+        identifier: None, "approx_sign", "ste_sign", a `Quantizer` or the
+            dict `serialize` returned.
+
+    Returns:
+        A `Quantizer` instance, or None.
+
+    Raises:
+        ConfigError: an unknown name or an object that is not a quantizer.
+    """
+    return _from_identifier(identifier, ACTIVATION_QUANTIZERS, "quantizer")
+
+
+def get_kernel_quantizer(identifier):
+    """A kernel quantizer from None, a name, a config dict or an instance.
+
+    Args:
+        identifier: None, one of `KERNEL_QUANTIZERS` ("sign_weight",
+            "ste_sign", "magnitude_aware_sign"), a `Quantizer` or its config.
+
+    Returns:
+        A `Quantizer` instance, or None.
+
+    Raises:
+        ConfigError: an unknown name or an object that is not a quantizer.
+    """
+    return _from_identifier(identifier, KERNEL_QUANTIZERS, "kernel quantizer")
 
 
 def serialize(quantizer):
+    """The Keras config dict of a quantizer (None for None)."""
     if quantizer is None:
         return None
     return keras.saving.serialize_keras_object(quantizer)

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_onebit.errors import ConfigError
+from keras_onebit.errors import ConfigError, require_tensorflow_backend
 from keras_onebit.quantizers import Quantizer
 
 SCALES = ("max", "percentile")
@@ -101,6 +101,7 @@ class StochasticBinaryStorage(Quantizer):
     def apply(self, op, x, kernel):
         """op(x, kernel), a linear map of x, whose backward pass keeps only
         the packed bits of x: d/dx exact, d/dkernel from the one-bit copy."""
+        require_tensorflow_backend("Stochastic one-bit input storage")
 
         @tf.custom_gradient
         def forward(x, kernel):
@@ -153,8 +154,9 @@ class BitMaskReLU(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         if training:
+            require_tensorflow_backend("BitMaskReLU in training")
             return relu_keeping_a_bit_mask(inputs)
-        return tf.nn.relu(inputs)
+        return keras.ops.relu(inputs)
 
 
 def get(identifier):

@@ -154,3 +154,12 @@ def test_mixed_bfloat16_run_ships_the_trained_weights_in_float32(tmp_path):
     data["x_test"], data["y_test"] = data["x_test"][:1000], data["y_test"][:1000]
     data["test_exact_mask"] = data["test_exact_mask"][:1000]
     assert evaluate(final, data)["exact_test_accuracy"] == metrics["exact_test_accuracy"]
+
+
+@pytest.mark.parametrize("steps_per_epoch", [390, 400, 469])
+def test_schedule_equals_keras_cosine_decay_restarts(steps_per_epoch):
+    ours = WarmRestartCosine(steps_per_epoch)
+    theirs = keras.optimizers.schedules.CosineDecayRestarts(
+        0.1, 2 * steps_per_epoch, t_mul=2.0, m_mul=1.0, alpha=1e-4)
+    for step in range(0, 126 * steps_per_epoch, 997):
+        assert abs(float(ours(step)) - float(theirs(step))) < 3e-8, step  # float32: a few ulps
