@@ -7,6 +7,12 @@ Images come back as uint8 NHWC (MNIST gets a channel axis), labels as int64
 vectors. Where the source marks exact images (this project's CIFAR-10 copy),
 `train_exact_mask` / `test_exact_mask` come along.
 
+Every file is checked before it is trusted: sizes before allocation (the
+headers of .npz members against the members, each array of a CIFAR pickle
+against the file, .mat variables against the file), labels integers in
+[0, classes), masks one boolean per image. A bad file is a `DataError` naming
+the file, the array and the first bad index.
+
 Formats read, first found wins:
 - Keras-style `<name>.npz` (x_train, y_train, x_test, y_test [, masks]),
 - CIFAR python folders `cifar-10-batches-py/`, `cifar-100-python/`, read
@@ -18,9 +24,12 @@ The directory: `data_dir`, else `$KERAS_ONEBIT_DATA`, else `../shared/data`
 beside the project, else `~/.keras/datasets`.
 """
 
+import math
 import os
 import pathlib
 import pickle
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -32,6 +41,12 @@ MASKS = ("train_exact_mask", "test_exact_mask")
 INPUT_SHAPES = {"mnist": (28, 28, 1), "cifar10": (32, 32, 3), "cifar100": (32, 32, 3),
                 "svhn": (32, 32, 3)}
 CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100, "svhn": 10}
+CIFAR_ROW = 32 * 32 * 3
+DEFLATE_RATIO = 1032  # the most deflate can shrink data: a larger claim is a lie
+MAX_MAT_BYTES = 2 << 30
+MAT_ITEMSIZE = {"double": 8, "single": 4, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2,
+                "int32": 4, "uint32": 4, "int64": 8, "uint64": 8, "logical": 1, "char": 2,
+                "cell": 8, "struct": 8}
 
 
 class DataError(Error, ValueError):
@@ -51,9 +66,9 @@ def load_dataset(name, data_dir=None, download=False):
         raise DataError(f"Unknown dataset {name!r}: expected one of {DATASETS}.")
     dirs = [pathlib.Path(data_dir)] if data_dir else default_dirs()
     for directory in dirs:
-        data = _load_local(name, directory)
-        if data is not None:
-            return _normalise(name, data, directory)
+        found = _load_local(name, directory)
+        if found is not None:
+            return _normalise(name, *found)
     if download:
         return _normalise(name, _load_keras(name), "keras.datasets")
     raise DataError(
@@ -64,44 +79,130 @@ def load_dataset(name, data_dir=None, download=False):
 
 
 def _load_local(name, directory):
+    """(arrays, the file or folder they came from), or None if there is no copy."""
     npz = directory / f"{name}.npz"
     if npz.is_file():
-        return _load_npz(npz)
+        return _load_npz(npz), npz
     if name in ("cifar10", "cifar100"):
         folder = directory / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
         if folder.is_dir():
-            return _load_cifar_folder(name, folder)
+            return _load_cifar_folder(name, folder), folder
     if name == "svhn" and (directory / "train_32x32.mat").is_file():
         return {**_load_svhn_mat(directory / "train_32x32.mat", "train"),
-                **_load_svhn_mat(directory / "test_32x32.mat", "test")}
+                **_load_svhn_mat(directory / "test_32x32.mat", "test")}, directory
     return None
 
 
+def _npy_header(f):
+    """(shape, dtype) of the .npy header at the start of `f`."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ValueError(f".npy format version {version} is not read here (1.0 and 2.0 are)")
+    return shape, dtype
+
+
+def _check_npz_members(path):
+    """Each member's .npy header against the member's size, so that `np.load`
+    never allocates more than the file holds (a header can declare any shape)."""
+    size = path.stat().st_size
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            name = info.filename
+            if info.compress_size > size or info.file_size > DEFLATE_RATIO * info.compress_size:
+                raise DataError(f"{path}: member {name} declares {info.file_size} bytes from "
+                                f"{info.compress_size} in a {size}-byte file: corrupt.")
+            if not name.endswith(".npy"):
+                continue
+            with zf.open(info) as f:
+                shape, dtype = _npy_header(f)
+                data_bytes = info.file_size - f.tell()
+            if not dtype.hasobject and math.prod(shape) * dtype.itemsize != data_bytes:
+                raise DataError(f"{path}: array {name[:-4]} declares {dtype}{tuple(shape)} but "
+                                f"its member holds {data_bytes} bytes of data.")
+
+
 def _load_npz(path):
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty (0 bytes), not a .npz file.")
     try:
+        if not zipfile.is_zipfile(path):
+            raise DataError(f"{path}: not a .npz (zip) file.")
+        _check_npz_members(path)
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in KEYS if k not in f.files]
             if missing:
                 raise DataError(f"{path}: missing arrays {missing}; expected {KEYS}.")
             return {k: f[k] for k in KEYS + MASKS if k in f.files}
-    except (OSError, ValueError) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"{path}: not a readable .npz file ({e}).") from e
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, SyntaxError, RuntimeError, zipfile.BadZipFile,
+            zlib.error) as e:
+        raise DataError(f"{path}: not a readable .npz file ({_one_line(e)}).") from e
+
+
+def _one_line(error, limit=300):
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+class _NdarrayClass:
+    """What a pickle gets for numpy.ndarray: usable only as the class argument of
+    the checked `_reconstruct` (calling numpy.ndarray(shape) would allocate)."""
+
+    def __new__(cls, *args, **kwargs):
+        raise DataError("a CIFAR pickle may not call numpy.ndarray directly")
 
 
 class _SafeUnpickler(pickle.Unpickler):
-    """Builds only numpy arrays besides plain containers; no other globals."""
+    """Builds only numpy arrays besides plain containers; no other globals.
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
-               ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"),
-               ("_codecs", "encode")}  # how protocol 2 stores the bytes of an array
+    An array is `_reconstruct(ndarray, shape, typecode)` then its state (the
+    bytes, which numpy checks against the shape): the shape is checked against
+    `max_bytes` (the file size) before anything is allocated.
+    """
+
+    RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"),
+                   ("numpy._core.multiarray", "_reconstruct")}
+    ALLOWED = RECONSTRUCT | {("numpy", "ndarray"), ("numpy", "dtype"),
+                             ("_codecs", "encode")}  # how protocol 2 stores an array's bytes
+
+    def __init__(self, file, max_bytes, **kwargs):
+        super().__init__(file, **kwargs)
+        self.max_bytes = max_bytes
 
     def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise DataError(f"refusing to load {module}.{name} from a CIFAR pickle")
+        if (module, name) not in self.ALLOWED:
+            raise DataError(f"refusing to load {module}.{name} from a CIFAR pickle")
+        if (module, name) in self.RECONSTRUCT:
+            self._numpy_reconstruct = super().find_class(module, name)
+            return self._reconstruct
+        if (module, name) == ("numpy", "ndarray"):
+            return _NdarrayClass
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1
+        return super().find_class(module, name)
+
+    def _reconstruct(self, cls, shape, typecode):
+        if cls is not _NdarrayClass:
+            raise DataError(f"a CIFAR pickle may build numpy arrays only, not {cls!r}")
+        if not (isinstance(shape, tuple) and all(type(d) is int and d >= 0 for d in shape)):
+            raise DataError(f"an array with the shape {shape!r}")
+        nbytes = math.prod(shape) * np.dtype(typecode).itemsize
+        if nbytes > self.max_bytes:
+            raise DataError(f"an array of shape {shape} ({nbytes} bytes) in a "
+                            f"{self.max_bytes}-byte file")
+        return self._numpy_reconstruct(np.ndarray, shape, typecode)
+
+
+def _latin1(text, encoding="utf-8"):
+    """`_codecs.encode` as protocol 2 uses it for an array's bytes (latin-1 text only)."""
+    if type(text) is not str or encoding not in ("latin1", "latin-1"):
+        raise DataError("a CIFAR pickle may encode only latin-1 text")
+    return text.encode("latin-1")
 
 
 def _unpickle(path):
@@ -109,32 +210,110 @@ def _unpickle(path):
         raise DataError(f"Missing CIFAR file {path}.")
     try:
         with open(path, "rb") as f:
-            batch = _SafeUnpickler(f, encoding="bytes").load()
-    except DataError as e:  # a refused global
+            batch = _SafeUnpickler(f, os.fstat(f.fileno()).st_size, encoding="bytes").load()
+    except DataError as e:  # a refused global or a too large array
         raise DataError(f"{path}: {e}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
-        raise DataError(f"{path}: not a CIFAR python batch ({e}).") from e
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            IndexError, KeyError, OverflowError, MemoryError) as e:
+        raise DataError(f"{path}: not a CIFAR python batch ({_one_line(e)}).") from e
     if not isinstance(batch, dict) or b"data" not in batch:
         raise DataError(f"{path}: expected a CIFAR batch dict with b'data'.")
     return batch
 
 
-def _cifar_arrays(batches, label_key):
-    x = np.concatenate([np.asarray(b[b"data"], np.uint8) for b in batches])
-    y = np.concatenate([np.asarray(b[label_key], np.int64) for b in batches])
+def _cifar_batch(path, batch, label_key, classes):
+    """(rows uint8 (N, 3072), labels int64 (N,)) of one batch, checked."""
+    rows = batch[b"data"]
+    if not (isinstance(rows, np.ndarray) and rows.dtype == np.uint8 and rows.ndim == 2):
+        what = f"{rows.dtype}{rows.shape}" if isinstance(rows, np.ndarray) else type(rows).__name__
+        raise DataError(f"{path}: b'data' is {what}, expected uint8 rows (N, {CIFAR_ROW}).")
+    if rows.shape[1] != CIFAR_ROW:
+        raise DataError(f"{path}: b'data' rows have {rows.shape[1]} values, expected "
+                        f"{CIFAR_ROW} (32 x 32 x 3).")
+    if label_key not in batch:
+        raise DataError(f"{path}: the batch has no labels ({label_key!r}).")
+    labels = batch[label_key]
+    if not isinstance(labels, (list, np.ndarray)) or len(labels) != len(rows):
+        count = len(labels) if isinstance(labels, (list, np.ndarray)) else type(labels).__name__
+        raise DataError(f"{path}: {label_key!r} has {count} labels for {len(rows)} rows.")
+    return rows, _labels(labels, classes, f"{path}: {label_key.decode()}")
+
+
+def _cifar_arrays(name, batches, label_key):
+    """(images NHWC, labels) of [(path, batch)]."""
+    checked = [_cifar_batch(path, b, label_key, CLASSES[name]) for path, b in batches]
+    x = np.concatenate([rows for rows, _ in checked])
+    y = np.concatenate([labels for _, labels in checked])
     return x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), y
 
 
 def _load_cifar_folder(name, folder):
     if name == "cifar10":
-        train = [_unpickle(folder / f"data_batch_{i}") for i in range(1, 6)]
-        test, key = [_unpickle(folder / "test_batch")], b"labels"
+        train = [folder / f"data_batch_{i}" for i in range(1, 6)]
+        test, key = [folder / "test_batch"], b"labels"
     else:
-        train, test = [_unpickle(folder / "train")], [_unpickle(folder / "test")]
-        key = b"fine_labels"
-    x_train, y_train = _cifar_arrays(train, key)
-    x_test, y_test = _cifar_arrays(test, key)
+        train, test, key = [folder / "train"], [folder / "test"], b"fine_labels"
+    train = [(path, _unpickle(path)) for path in train]
+    test = [(path, _unpickle(path)) for path in test]
+    x_train, y_train = _cifar_arrays(name, train, key)
+    x_test, y_test = _cifar_arrays(name, test, key)
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def _labels(values, classes, where):
+    """`values` as an int64 vector of integers in [0, classes).
+
+    Args:
+        values: a list of Python ints or a numeric array (integral floats pass).
+        classes: the number of classes.
+        where: the file and array, for the message.
+
+    Returns:
+        An int64 numpy vector.
+
+    Raises:
+        DataError: naming `where`, the first bad index and its value.
+    """
+    if isinstance(values, list):
+        for i, v in enumerate(values):
+            if type(v) is not int or not 0 <= v < classes:
+                raise DataError(f"{where}[{i}] is {v!r}: labels must be integers in "
+                                f"[0, {classes}).")
+        return np.asarray(values, np.int64)
+    y = np.asarray(values).reshape(-1)
+    if y.dtype.kind not in "iuf":
+        raise DataError(f"{where} holds {y.dtype} values: labels must be integers in "
+                        f"[0, {classes}).")
+    with np.errstate(invalid="ignore"):
+        good = (y >= 0) & (y < classes)
+        if y.dtype.kind == "f":
+            good &= np.isfinite(y) & (y == np.floor(y))
+    if not good.all():
+        i = int(np.argmin(good))
+        raise DataError(f"{where}[{i}] is {y[i].item()!r}: labels must be integers in "
+                        f"[0, {classes}).")
+    return y.astype(np.int64)
+
+
+def _check_mat_sizes(path):
+    """Raises unless the .mat file's size and its variables' declared sizes are
+    plausible: at most MAX_MAT_BYTES, and no more data than deflate could hold."""
+    from scipy.io import whosmat
+
+    size = path.stat().st_size
+    if size == 0:
+        raise DataError(f"{path}: the file is empty (0 bytes).")
+    if size > MAX_MAT_BYTES:
+        raise DataError(f"{path}: {size} bytes, more than the {MAX_MAT_BYTES}-byte limit "
+                        "of a data set .mat file.")
+    total = 0
+    for name, shape, kind in whosmat(str(path)):
+        if kind == "sparse":
+            continue
+        total += math.prod(shape) * MAT_ITEMSIZE.get(kind, 1)
+        if total > DEFLATE_RATIO * size:
+            raise DataError(f"{path}: variable {name!r} declares shape {shape} ({kind}), more "
+                            f"data than a {size}-byte file can hold.")
 
 
 def _load_svhn_mat(path, split):
@@ -144,12 +323,16 @@ def _load_svhn_mat(path, split):
     if not path.is_file():
         raise DataError(f"Missing SVHN file {path}.")
     try:
+        _check_mat_sizes(path)
         mat = loadmat(path)
-    except (MatReadError, ValueError, TypeError, OSError, NotImplementedError) as e:
-        raise DataError(f"{path}: not a readable MATLAB v5 file ({e}).") from e
+    except DataError:
+        raise
+    except (MatReadError, ValueError, TypeError, OSError, NotImplementedError, EOFError,
+            zlib.error) as e:
+        raise DataError(f"{path}: not a readable MATLAB v5 file ({_one_line(e)}).") from e
     if "X" not in mat or "y" not in mat or mat["X"].ndim != 4:
         raise DataError(f"{path}: expected variables 'X' (32x32x3xN) and 'y'.")
-    y = mat["y"].reshape(-1).astype(np.int64)
+    y = _labels(mat["y"], 11, f"{path}: y")  # SVHN writes digit 0 as 10
     y[y == 10] = 0
     return {f"x_{split}": np.transpose(mat["X"], (3, 0, 1, 2)), f"y_{split}": y}
 
@@ -176,8 +359,14 @@ def _normalise(name, data, source):
                 f"{source}: {name} x_{split} is {x.dtype}{x.shape}, expected uint8 (N,"
                 f" {', '.join(map(str, INPUT_SHAPES[name]))})."
             )
-        y = np.asarray(out[f"y_{split}"]).reshape(-1).astype(np.int64)
+        y = _labels(out[f"y_{split}"], CLASSES[name], f"{source}: {name} y_{split}")
         if len(y) != len(x):
             raise DataError(f"{source}: {len(x)} x_{split} images but {len(y)} labels.")
         out[f"x_{split}"], out[f"y_{split}"] = x, y
+        mask = out.get(f"{split}_exact_mask")
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.dtype != bool or mask.shape != (len(x),):
+                raise DataError(f"{source}: {split}_exact_mask is {mask.dtype}{mask.shape}, "
+                                f"expected bool ({len(x)},), one entry per image.")
     return out

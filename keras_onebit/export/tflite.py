@@ -54,10 +54,22 @@ def _representative(data, input_shape, samples=None):
     if data is None:
         raise ExportError("Quantized formats (int8, int4, micro) need representative_data: "
                           "a few hundred real input images, as the model takes them.")
-    data = np.asarray(data, np.float32)
-    if tuple(data.shape[1:]) != tuple(input_shape[1:]):
+    try:
+        data = np.asarray(data, np.float32)
+    except (TypeError, ValueError) as e:
+        raise ExportError(f"representative_data is not numeric images ({e}).") from e
+    if data.ndim == 0 or tuple(data.shape[1:]) != tuple(input_shape[1:]):
         raise ExportError(f"representative_data has shape {data.shape}; the model takes "
                           f"(N, {', '.join(map(str, input_shape[1:]))}).")
+    if len(data) == 0:
+        raise ExportError("representative_data holds no images; quantization needs a few "
+                          "hundred.")
+    finite = np.isfinite(data).reshape(len(data), -1).all(axis=1)
+    if not finite.all():
+        first = int(np.argmin(finite))
+        raise ExportError(f"representative_data image {first} holds NaN or infinite values "
+                          f"({int((~finite).sum())} such images): calibrating on them gives a "
+                          "wrong model.")
     data = data[:samples or REPRESENTATIVE_SAMPLES]
 
     def generate():

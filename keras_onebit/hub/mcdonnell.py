@@ -31,6 +31,11 @@ from keras_onebit.hub.errors import MatFormatError
 UPSTREAM = "https://raw.githubusercontent.com/McDonnell-Lab/1-bit-per-weight"
 LAYOUTS = ("auto", "keras", "matlab")
 MATLAB_FIELDS = ("BinaryWeights", "Moments", "BNG", "BNB")
+MAX_MAT_BYTES = 1 << 30  # the published files are 4 MB
+DEFLATE_RATIO = 1032  # the most deflate can shrink data: a larger claim is a lie
+MAT_ITEMSIZE = {"double": 8, "single": 4, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2,
+                "int32": 4, "uint32": 4, "int64": 8, "uint64": 8, "logical": 1, "char": 2,
+                "cell": 8, "struct": 8}
 
 # The published files, by sha256 of the copies in ../shared/reference (MIT licence).
 KNOWN_FILES = {
@@ -98,6 +103,28 @@ def default_model_id(classes, layout, depth=20, width=10):
 # ----------------------------------------------------------------------------- reading
 
 
+def _check_mat_sizes(path):
+    """Raises unless the file's size and its variables' declared sizes are
+    plausible: at most MAX_MAT_BYTES, and no more data than deflate could hold
+    (so a small file cannot make `loadmat` allocate much)."""
+    import scipy.io
+
+    size = path.stat().st_size
+    if size == 0:
+        raise MatFormatError(f"{path}: the file is empty (0 bytes).")
+    if size > MAX_MAT_BYTES:
+        raise MatFormatError(f"{path}: {size} bytes, more than the {MAX_MAT_BYTES}-byte limit "
+                             "for the authors' WRN files.")
+    total = 0
+    for name, shape, kind in scipy.io.whosmat(str(path)):
+        if kind == "sparse":
+            continue
+        total += math.prod(shape) * MAT_ITEMSIZE.get(kind, 1)
+        if total > DEFLATE_RATIO * size:
+            raise MatFormatError(f"{path}: variable {name!r} declares shape {shape} ({kind}), "
+                                 f"more data than a {size}-byte file can hold.")
+
+
 def _loadmat(path):
     import scipy.io
 
@@ -105,13 +132,45 @@ def _loadmat(path):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such .mat file.")
     try:
+        _check_mat_sizes(path)
         return scipy.io.loadmat(str(path))
+    except MatFormatError:
+        raise
     except NotImplementedError as e:  # v7.3 (HDF5) files
-        raise MatFormatError(f"{path}: unsupported .mat version ({e}).") from e
+        raise MatFormatError(f"{path}: unsupported .mat version ({_one_line(e)}).") from e
     except Exception as e:  # scipy raises ValueError, TypeError, OSError, zlib.error...
         raise MatFormatError(
-            f"{path}: not a readable .mat file, corrupt or truncated ({type(e).__name__}: {e})."
+            f"{path}: not a readable .mat file, corrupt or truncated ({type(e).__name__}: "
+            f"{_one_line(e)})."
         ) from e
+
+
+def _one_line(error, limit=300):
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _floats(array, where, dtype=np.float32):
+    """`array` as `dtype` if it is numeric and every value is finite, else a
+    MatFormatError naming `where` (the file and key) and the first bad element."""
+    try:
+        array = np.asarray(array).astype(dtype)
+    except (TypeError, ValueError) as e:
+        raise MatFormatError(f"{where} is not numeric ({_one_line(e)}).") from e
+    finite = np.isfinite(array)
+    if not finite.all():
+        first = int(np.argmin(finite.reshape(-1)))
+        raise MatFormatError(f"{where} holds {array.reshape(-1)[first]} at element {first}: "
+                             "values must be finite.")
+    return array
+
+
+def _non_negative(array, where, what):
+    if array.size and array.min() < 0:
+        first = int(np.argmax(array.reshape(-1) < 0))
+        raise MatFormatError(f"{where} holds the negative {what} {array.reshape(-1)[first]} at "
+                             f"element {first}: a {what} must be >= 0.")
+    return array
 
 
 def detect_layout(mat, path="<mat>"):
@@ -183,13 +242,14 @@ def read_keras_layout(mat, path="<mat>"):
         kernels.append(_bits(k[0], f"{path}: {key}"))
     layers = []
     for i, key in enumerate(bns):
-        b = np.asarray(mat[key], np.float32)
+        b = _floats(mat[key], f"{path}: {key}")
         rows = 4 if i == 0 else 2
         if b.ndim != 2 or b.shape[0] != rows:
             raise MatFormatError(
                 f"{path}: {key} has shape {b.shape}, expected ({rows}, C) "
                 f"({'gamma, beta, mean, variance' if i == 0 else 'mean, variance'})."
             )
+        _non_negative(b[rows - 1], f"{path}: {key} (variance row)", "variance")
         if i == 0:
             layers.append({"gamma": b[0], "beta": b[1], "mean": b[2], "variance": b[3]})
         else:
@@ -223,11 +283,13 @@ def read_matlab_layout(mat, path="<mat>", epsilon=1e-5):
         )
     layers = []
     for i, (m, g, b) in enumerate(zip(moments, gammas, betas, strict=True)):
-        m = m.astype(np.float64)
+        m = _floats(m, f"{path}: Moments{{{i + 1}}}", np.float64)
+        g = _floats(g, f"{path}: BNG{{{i + 1}}}")
+        b = _floats(b, f"{path}: BNB{{{i + 1}}}")
         if m.ndim != 2 or m.shape[1] != 2:
             raise MatFormatError(f"{path}: Moments{{{i + 1}}} has shape {m.shape}, expected "
                                  "(C, 2) = mean, sigma.")
-        sigma = m[:, 1]
+        sigma = _non_negative(m[:, 1], f"{path}: Moments{{{i + 1}}} (sigma column)", "sigma")
         if np.any(sigma**2 <= epsilon):
             raise MatFormatError(f"{path}: Moments{{{i + 1}}} has sigma^2 <= epsilon {epsilon}; "
                                  "Keras BN cannot reproduce it.")
@@ -242,13 +304,14 @@ def read_matlab_layout(mat, path="<mat>", epsilon=1e-5):
         layers.append(bn)
     info = {"layout": "matlab", "kernels": kernels, "bn": layers, "keys": list(MATLAB_FIELDS)}
     if "LayerWeights" in mat:
-        alphas = np.asarray(mat["LayerWeights"], np.float64).reshape(-1)
+        alphas = _floats(mat["LayerWeights"], f"{path}: LayerWeights", np.float64).reshape(-1)
         he = [math.sqrt(2.0 / math.prod(k.shape[:3])) for k in kernels]
         if len(alphas) != len(kernels) or not np.allclose(alphas, he, rtol=1e-5):
             raise MatFormatError(f"{path}: LayerWeights {alphas[:4]}... are not sqrt(2 / fan_in) "
                                  f"{np.asarray(he[:4])}...; the factory's scale cannot match.")
     if "Stride" in mat:
-        info["strides"] = [int(s) for s in np.asarray(mat["Stride"]).reshape(-1)]
+        strides = _floats(mat["Stride"], f"{path}: Stride", np.float64).reshape(-1)
+        info["strides"] = [int(s) for s in strides]
     return info
 
 

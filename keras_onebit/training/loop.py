@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import zipfile
 
 import keras
 import numpy as np
@@ -131,9 +132,52 @@ def build(config, steps_per_epoch):
     return model
 
 
+def _start_over(out_dir):
+    return (f"remove {CHECKPOINT} and {STATE} from {out_dir} to start the run over, "
+            "or run without --resume")
+
+
 def epochs_done(out_dir):
+    """Epochs recorded in `out_dir`/state.json (0 without the file).
+
+    Raises:
+        ConfigError: a state.json that is not `{"epochs_done": <int >= 0>, ...}`.
+    """
     state = pathlib.Path(out_dir) / STATE
-    return json.loads(state.read_text())["epochs_done"] if state.is_file() else 0
+    if not state.is_file():
+        return 0
+    try:
+        done = json.loads(state.read_text()).get("epochs_done")
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, AttributeError) as e:
+        raise ConfigError(f"{state}: cannot resume, the file is unreadable or corrupt "
+                          f"({type(e).__name__}); {_start_over(out_dir)}.") from e
+    if type(done) is not int or done < 0:
+        raise ConfigError(f"{state}: cannot resume, 'epochs_done' is {done!r}, not an "
+                          f"integer >= 0; {_start_over(out_dir)}.")
+    return done
+
+
+def load_checkpoint(out_dir):
+    """The model + optimizer saved in `out_dir`/checkpoint.keras, for --resume.
+
+    Raises:
+        ConfigError: a missing, truncated or corrupt checkpoint (one line, naming
+            the file and what to remove to start over).
+    """
+    path = pathlib.Path(out_dir) / CHECKPOINT
+    if not path.is_file():
+        raise ConfigError(f"{path}: cannot resume, the checkpoint is missing although "
+                          f"{STATE} records finished epochs; {_start_over(out_dir)}.")
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(f"{path}: cannot resume, the checkpoint is truncated or corrupt "
+                          f"(not a complete .keras zip, {path.stat().st_size} bytes); "
+                          f"{_start_over(out_dir)}.")
+    try:
+        return keras.models.load_model(path)
+    except Exception as e:  # Keras raises ValueError, KeyError, OSError, zipfile errors...
+        reason = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+        raise ConfigError(f"{path}: cannot resume, the checkpoint is truncated or corrupt "
+                          f"({reason}); {_start_over(out_dir)}.") from e
 
 
 def prepare(config, resume):
@@ -147,7 +191,7 @@ def prepare(config, resume):
     strategy = distribute.make_strategy(config.strategy, config.devices)
     with strategy.scope():
         if start:
-            model = keras.models.load_model(pathlib.Path(config.out_dir) / CHECKPOINT)
+            model = load_checkpoint(config.out_dir)
         else:
             model = build(config, steps)
     distribute.patch_for_multi_worker(model, strategy, data["x_train"], data["y_train"])
