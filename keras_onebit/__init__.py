@@ -7,6 +7,8 @@
 
 __version__ = "0.1.0"
 
+# First: in `python -m keras_onebit` (only), loads TensorFlow without its C++ log lines.
+import keras_onebit.cli.startup  # noqa: F401
 from keras_onebit import data, hub, layers, models, quantizers, storage, training
 from keras_onebit.data import DataError
 from keras_onebit.errors import BackendError, ConfigError, Error, MissingDependencyError

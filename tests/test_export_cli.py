@@ -1,4 +1,5 @@
-"""`python -m keras_onebit export`: end to end in a subprocess, and its failures."""
+"""`python -m keras_onebit export`: end to end in a subprocess, and its failures;
+the TFLite Micro arena that model_data.h declares."""
 
 import json
 import os
@@ -6,7 +7,14 @@ import pathlib
 import subprocess
 import sys
 
+import keras
+import numpy as np
+
+import keras_onebit as kob
+from keras_onebit.export import micro, tflite
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+MARGIN_FLOOR = 16 * 1024  # the documented margin: max(16 kB, 5% of the minimum)
 
 
 def run_export(*args, timeout=300):
@@ -15,7 +23,12 @@ def run_export(*args, timeout=300):
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def test_default_model_exports_with_report(tmp_path):
+def assert_arena_margin(minimum, declared):
+    assert minimum > 0 and declared >= minimum + max(MARGIN_FLOOR, 0.05 * minimum)
+    assert declared == micro.declared_arena(minimum) and declared % micro.ARENA_ALIGN == 0
+
+
+def test_default_model_exports_with_report(tmp_path, cifar10):
     proc = run_export("--model", "default", "--formats", "float,micro", "--out", str(tmp_path),
                       "--images", "40", "--micro_images", "2", "--latency_runs", "3",
                       "--representative", "50")
@@ -37,11 +50,23 @@ def test_default_model_exports_with_report(tmp_path):
     assert rows["micro"]["tflm_arena_bytes"] > 0
     assert rows["micro"]["bytes"] < rows["float"]["bytes"] / 8
     assert "| micro |" in (folder / "report.md").read_text()
+    # model_data.h declares the measured minimum + the margin; both are in the report
+    minimum, declared = (rows["micro"]["tflm_arena_bytes"],
+                         rows["micro"]["tflm_arena_declared_bytes"])
+    assert_arena_margin(minimum, declared)
+    assert f"{minimum:,} / {declared:,}" in (folder / "report.md").read_text()
+    cc = (folder / "model_data.cc").read_text()
+    assert f"g_model_data_arena_size = {declared};" in cc
+    assert f"g_model_data_arena_minimum = {minimum};" in cc
+    assert "g_model_data_arena_size;" in (folder / "model_data.h").read_text()
+    compressed = (folder / f"{folder.name}_micro.tflite").read_bytes()
+    out = micro.run(compressed, cifar10["x_test"][:1].astype("float32"), declared)
+    assert out.shape == (1, 10) and np.isfinite(out).all()
 
 
 def test_bad_formats_fail_before_work(tmp_path):
     proc = run_export("--model", "wrn_20_1", "--formats", "float,int3", "--out", str(tmp_path))
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "Unknown formats ['int3']" in proc.stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -50,6 +75,31 @@ def test_unwritable_output_fails_before_work(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     proc = run_export("--model", "wrn_20_1", "--out", str(blocker / "export"))
-    assert proc.returncode == 1
-    assert "Cannot create output directory" in proc.stderr
+    assert proc.returncode == 2
+    assert f"--out {blocker / 'export'}: cannot create this folder" in proc.stderr
     assert "loading" not in proc.stdout
+
+
+def test_declared_arena_has_the_margin_and_runs_in_tflite_micro():
+    keras.utils.set_random_seed(0)
+    model = kob.models.wrn(8, 1, classifier_activation=None)  # small: converts in ~2 s
+    images = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
+    compressed = micro.compress(tflite.convert(model, "int8", images))
+    minimum = micro.minimum_arena(compressed, images[0])
+    declared = micro.declared_arena(minimum)
+    assert_arena_margin(minimum, declared)
+    # the interpreter runs in the declared arena, with the same outputs as in the minimum
+    np.testing.assert_array_equal(micro.run(compressed, images[:2], declared),
+                                  micro.run(compressed, images[:2], minimum))
+    cc, h = micro.c_source(compressed, arena_size=declared, minimum_arena=minimum)
+    assert f"g_model_data_arena_size = {declared};" in cc
+    assert f"g_model_data_arena_minimum = {minimum};" in cc
+    assert "g_model_data_arena_minimum;" in h and f"margin of {declared - minimum} bytes" in h
+
+
+def test_arena_margin_is_16_kB_or_5_percent():
+    assert micro.arena_margin(0) == micro.arena_margin(100 * 1024) == 16 * 1024
+    assert micro.arena_margin(1_000_000) == 49 * 1024  # ceil(50,000 / 1024) kB
+    for minimum in (1024, 320 * 1024, 400 * 1024, 10 << 20):
+        margin = micro.arena_margin(minimum)
+        assert margin >= max(16 * 1024, 0.05 * minimum) and margin % 1024 == 0

@@ -339,14 +339,14 @@ def test_cli_hub_import_list_and_eval(env, capsys):
     assert result["test_images"] == 1010 and result["exact_images"] == 1000
     assert 0 <= result["exact_error"] <= 100 and "exact test images" in out
     code, out, err = _run(["eval", "--model", "wrn_8_1", "--weights", "x"], capsys)
-    assert code == 1 and "registered factory name" in err
+    assert code == 2 and "registered factory name" in err
     code, out, err = _run(["hub", "verify", "--entry", "tiny"], capsys)
     assert code == 0 and hub.read_config(env.mirror / "tiny")["weights_sha256"] in out
     code, out, err = _run(["eval", "--model", "nope"], capsys)
-    assert code == 1 and "Known models" in err
+    assert code == 2 and "Known models" in err
     code, out, err = _run(["hub", "import-mcdonnell", "--mat", str(env.tmp / "none.mat"),
                            "--out", str(env.mirror)], capsys)
-    assert code == 1 and "none.mat" in err
+    assert code == 2 and "none.mat" in err
 
 
 def test_factory_name_with_weights_in_eval(env, capsys):

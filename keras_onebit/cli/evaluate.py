@@ -14,29 +14,45 @@ section 7), on the exact test images alone. `--agree_with` adds the fraction
 of images on which a second model predicts the same class.
 """
 
+import pathlib
 import shlex
 import sys
 import time
 
 from absl import flags
 
+from keras_onebit import data, models
+from keras_onebit.cli import common
 from keras_onebit.errors import ConfigError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Hub id, entry folder, .onebit / .mat / .keras path, or "
-                    "registered factory name.")
+                    "registered factory name (required).")
 flags.DEFINE_string("weights", None, "With a factory name: weights= (data set, hub id, path).")
-flags.DEFINE_string("dataset", "cifar10", "mnist, cifar10, cifar100 or svhn.")
+flags.DEFINE_enum("dataset", "cifar10", list(data.CLASSES), "Data set.")
 flags.DEFINE_string("data_dir", None, "Folder with <dataset>.npz (default: $KERAS_ONEBIT_DATA, "
                     "../shared/data, ~/.keras/datasets).")
 flags.DEFINE_alias("data-dir", "data_dir")
-flags.DEFINE_integer("batch_size", 100, "Images per inference batch.")
-flags.DEFINE_integer("limit", 0, "Evaluate only the first N test images (0: all).")
+flags.DEFINE_integer("batch_size", 100, "Images per inference batch.", lower_bound=1)
+flags.DEFINE_integer("limit", 0, "Evaluate only the first N test images (0: all).",
+                     lower_bound=0)
 flags.DEFINE_bool("exact_only", False, "Evaluate only the exact test images (test_exact_mask).")
 flags.DEFINE_string("agree_with", None, "A second model (same forms as --model): also report "
                     "how often both predict the same class.")
-flags.DEFINE_integer("threads", 0, "TensorFlow intra/inter-op threads (0: default).")
+flags.DEFINE_integer("threads", 0, "TensorFlow intra/inter-op threads (0: default).",
+                     lower_bound=0)
 flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
+
+
+def check_model(flag, spec, weights=None):
+    """Refuses, before anything is built, a model spec `build_model` cannot use."""
+    factories = models.list_models()
+    if weights and spec not in factories:
+        raise ConfigError(f"--weights needs a registered factory name as --model "
+                          f"({', '.join(factories)}), got {spec!r}.")
+    hub_ids = common.hub_ids()
+    if not common.known_model(spec, factories, hub_ids):
+        raise common.unknown_model(flag, spec, factories, hub_ids)
 
 
 def build_model(spec, weights=None, dataset="cifar10"):
@@ -119,6 +135,7 @@ def evaluate(model, dataset="cifar10", data_dir=None, batch_size=100, limit=0, e
 
 
 def format_report(result):
+    """The printed summary of `evaluate`'s result."""
     lines = []
     n = result["test_images"]
     subset = f" ({result['exact_images']} exact)" if "exact_images" in result else ""
@@ -138,23 +155,25 @@ def format_report(result):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise SystemExit(f"eval: unexpected arguments {argv[1:]}")
+    """Checks the flags, then evaluates (see the module docstring)."""
+    common.no_positional(argv, "eval")
     if not FLAGS.model:
-        raise SystemExit("eval: --model is required (hub id, path or factory name).")
+        raise ConfigError("--model is required: a hub id, a file or a registered factory name "
+                          "(python -m keras_onebit hub list).")
+    check_model("--model", FLAGS.model, FLAGS.weights)
+    if FLAGS.agree_with:
+        check_model("--agree_with", FLAGS.agree_with)
+    if FLAGS.json:
+        common.writable_folder(pathlib.Path(FLAGS.json).parent, "--json")
     if FLAGS.threads:
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
-    try:
-        model = build_model(FLAGS.model, FLAGS.weights, FLAGS.dataset)
-        other = build_model(FLAGS.agree_with, None, FLAGS.dataset) if FLAGS.agree_with else None
-        result = evaluate(model, FLAGS.dataset, FLAGS.data_dir, FLAGS.batch_size, FLAGS.limit,
-                          FLAGS.exact_only, other=other)
-    except (ValueError, FileNotFoundError) as e:  # HubError and DataError included
-        print(f"eval: {e}", file=sys.stderr)
-        return 1
+    model = build_model(FLAGS.model, FLAGS.weights, FLAGS.dataset)
+    other = build_model(FLAGS.agree_with, None, FLAGS.dataset) if FLAGS.agree_with else None
+    result = evaluate(model, FLAGS.dataset, FLAGS.data_dir, FLAGS.batch_size, FLAGS.limit,
+                      FLAGS.exact_only, other=other)
     result.update(model=FLAGS.model, weights=FLAGS.weights, agree_with=FLAGS.agree_with,
                   command="python -m keras_onebit eval " + shlex.join(sys.argv[2:]))
     print(f"{FLAGS.model} on {FLAGS.dataset}:")

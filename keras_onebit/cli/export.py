@@ -13,8 +13,13 @@ report says which).
 
 import pathlib
 import sys
+import zipfile
 
 from absl import flags
+
+from keras_onebit import data, models
+from keras_onebit.cli import common
+from keras_onebit.errors import ConfigError, Error
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "default", "Model: 'default' (hub default), a hub id, or a "
@@ -23,37 +28,76 @@ flags.DEFINE_string("weights", None, "Weights: a .onebit archive, a .keras model
                     ".weights.h5 file; without it a factory model is seeded.")
 flags.DEFINE_string("formats", "float,int8,int4,packed,micro", "Comma-separated formats.")
 flags.DEFINE_string("out", "export", "Output root: files go to <out>/<model>/.")
-flags.DEFINE_string("dataset", "cifar10", "Data set for calibration and parity images.")
+flags.DEFINE_enum("dataset", "cifar10", list(data.CLASSES),
+                  "Data set for calibration and parity images.")
 flags.DEFINE_string("data_dir", None, "Data directory (default: ../shared/data and others).")
-flags.DEFINE_integer("images", 500, "Real test images compared with Keras (exact ones first).")
-flags.DEFINE_integer("representative", 200, "Training images for int8/int4 calibration.")
-flags.DEFINE_integer("micro_images", 20, "Images run in the TFLite Micro interpreter.")
-flags.DEFINE_integer("threads", 2, "LiteRT threads for the latency measurement.")
-flags.DEFINE_integer("latency_runs", 30, "LiteRT runs per latency median.")
-flags.DEFINE_integer("seed", 0, "Seed of a stand-in model without weights.")
+flags.DEFINE_integer("images", 500, "Real test images compared with Keras (exact ones first).",
+                     lower_bound=1)
+flags.DEFINE_integer("representative", 200, "Training images for int8/int4 calibration.",
+                     lower_bound=1)
+flags.DEFINE_integer("micro_images", 20, "Images run in the TFLite Micro interpreter.",
+                     lower_bound=1)
+flags.DEFINE_integer("threads", 2, "LiteRT threads for the latency measurement.", lower_bound=1)
+flags.DEFINE_integer("latency_runs", 30, "LiteRT runs per latency median.", lower_bound=1)
+flags.DEFINE_integer("seed", 0, "Seed of a stand-in model without weights.", lower_bound=0)
+
+WEIGHT_FORMATS = (".onebit", ".keras", ".weights.h5")
+WEIGHT_KINDS = "a .onebit archive, a .keras model or a .weights.h5 file"
 
 
 def log(text, flush=True):
+    """Prints one progress line."""
     print(text, flush=flush)
+
+
+def check_model_flags(name, weights):
+    """Refuses, before any data is loaded or model built, a --weights file that is
+    missing or of an unknown kind, and a --model the exporter cannot resolve."""
+    if weights:
+        common.existing_file(weights, "--weights", WEIGHT_KINDS)
+        if not str(weights).endswith(WEIGHT_FORMATS):
+            raise ConfigError(f"--weights {weights}: unknown kind of file; give {WEIGHT_KINDS}.")
+        if str(weights).endswith((".onebit", ".keras")):
+            return  # the file holds the architecture; --model only names the export
+    factories = models.list_models()
+    if weights and name not in factories and name != "default":
+        raise ConfigError(f"--weights {weights} (weights only) needs a registered factory name "
+                          f"as --model ({', '.join(factories)}), got {name!r}.")
+    hub_ids = common.hub_ids()
+    if name != "default" and name not in factories and name not in hub_ids:
+        raise common.unknown_model("--model", name, factories, hub_ids)
+
+
+def load_weights_file(name, path):
+    """The model in a .onebit / .keras file, or factory `name` with .weights.h5 weights;
+    a file Keras cannot read, or weights that do not fit, is a ConfigError."""
+    import keras
+
+    from keras_onebit.export import load_packed
+
+    if path.suffix == ".onebit":
+        return load_packed(path)  # raises ExportError itself
+    try:
+        if path.suffix == ".keras":
+            return keras.models.load_model(path)
+        model = models.get("wrn_20_1" if name == "default" else name)
+        model.load_weights(path)
+        return model
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as e:
+        if isinstance(e, Error):  # already says what is wrong
+            raise
+        target = "a model" if path.suffix == ".keras" else repr(name)
+        raise ConfigError(f"--weights {path}: Keras cannot load it into {target} ({e}); "
+                          "check the file and --model.") from e
 
 
 def resolve_model(name, weights, calibration, seed=0):
     """(model, export name, description of where it came from)."""
-    import keras
-
-    from keras_onebit import models
-    from keras_onebit.export import load_packed
     from keras_onebit.export.fallback import seeded_model
 
     if weights:
         path = pathlib.Path(weights)
-        if path.suffix == ".onebit":
-            model = load_packed(path)
-        elif path.suffix == ".keras":
-            model = keras.models.load_model(path)
-        else:
-            model = models.get("wrn_20_1" if name == "default" else name)
-            model.load_weights(path)
+        model = load_weights_file(name, path)
         return model, (model.name if name == "default" else name), f"weights {path}"
     if name not in models.list_models():
         try:
@@ -79,8 +123,8 @@ def resolve_model(name, weights, calibration, seed=0):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise SystemExit(f"unexpected arguments: {argv[1:]}")
+    """Checks the flags and the output folder, then exports (see the module docstring)."""
+    common.no_positional(argv, "export")
     from absl import logging
 
     logging.set_verbosity(logging.ERROR)  # the converter's INFO / deprecation lines
@@ -89,35 +133,40 @@ def main(argv):
     from keras_onebit.export.bundle import export_bundle, parse_formats, prepare_dir
     from keras_onebit.export.report import write
 
+    formats = parse_formats(FLAGS.formats)
+    check_model_flags(FLAGS.model, FLAGS.weights)
+    common.writable_folder(FLAGS.out, "--out")  # fail early on an unwritable root
+    prepare_dir(pathlib.Path(FLAGS.out))
+    log(f"loading {FLAGS.dataset}")
+    data = load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir)
+    x_test = data["x_test"]
+    mask = data.get("test_exact_mask")
+    if mask is not None:  # exact images first (the rest of this copy went through JPEG)
+        x_test = x_test[list(mask.nonzero()[0]) + list((~mask).nonzero()[0])]
+    images = x_test[:FLAGS.images].astype("float32")
+    representative = data["x_train"][:FLAGS.representative].astype("float32")
+    log(f"resolving model {FLAGS.model!r}")
+    model, name, source = resolve_model(FLAGS.model, FLAGS.weights,
+                                        data["x_train"][:1000], FLAGS.seed)
+    log(f"model: {source}")
+    out_dir = pathlib.Path(FLAGS.out) / name
+    command = "python -m keras_onebit export " + " ".join(sys.argv[2:] if len(
+        sys.argv) > 2 and sys.argv[1] == "export" else sys.argv[1:])
+    exact = min(int(mask.sum()), len(images)) if mask is not None else None
+    description = f"{len(images)} {FLAGS.dataset} test images" + (
+        f" ({exact} exact, {len(images) - exact} JPEG copies)" if exact is not None else "")
     try:
-        formats = parse_formats(FLAGS.formats)
-        prepare_dir(pathlib.Path(FLAGS.out))  # fail early on an unwritable root
-        log(f"loading {FLAGS.dataset}")
-        data = load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir)
-        x_test = data["x_test"]
-        mask = data.get("test_exact_mask")
-        if mask is not None:  # exact images first (the rest of this copy went through JPEG)
-            x_test = x_test[list(mask.nonzero()[0]) + list((~mask).nonzero()[0])]
-        images = x_test[:FLAGS.images].astype("float32")
-        representative = data["x_train"][:FLAGS.representative].astype("float32")
-        log(f"resolving model {FLAGS.model!r}")
-        model, name, source = resolve_model(FLAGS.model, FLAGS.weights,
-                                            data["x_train"][:1000], FLAGS.seed)
-        log(f"model: {source}")
-        out_dir = pathlib.Path(FLAGS.out) / name
-        command = "python -m keras_onebit export " + " ".join(sys.argv[2:] if len(
-            sys.argv) > 2 and sys.argv[1] == "export" else sys.argv[1:])
-        result = export_bundle(model, out_dir, images, representative, formats=formats,
-                               name=name, source=source, micro_images=FLAGS.micro_images,
-                               threads=FLAGS.threads, latency_runs=FLAGS.latency_runs,
-                               command=command.strip(), progress=print)
-        exact = min(int(mask.sum()), len(images)) if mask is not None else None
-        result["images"]["description"] = f"{len(images)} {FLAGS.dataset} test images" + (
-            f" ({exact} exact, {len(images) - exact} JPEG copies)" if exact is not None else "")
+        with common.native_stderr_silenced():
+            result = export_bundle(model, out_dir, images, representative, formats=formats,
+                                   name=name, source=source, micro_images=FLAGS.micro_images,
+                                   threads=FLAGS.threads, latency_runs=FLAGS.latency_runs,
+                                   command=command.strip(), progress=print)
+        result["images"]["description"] = description
         write(out_dir, result)
-    except ExportError as e:
-        print(f"export failed: {e}", file=sys.stderr)
-        return 1
+    except OSError as e:  # a full disk, a folder removed or made read-only meanwhile
+        where = f" ({e.filename})" if e.filename else ""
+        raise ExportError(f"exporting into {out_dir} failed: {e.strerror or e}{where}; free "
+                          "disk space or choose another --out.") from e
     log(f"wrote {out_dir}/ in {result['seconds']:.0f} s:")
     for fmt, row in result["formats"].items():
         log(f"  {fmt:8s} {row['file']:40s} {row['bytes']:>12,} bytes  "

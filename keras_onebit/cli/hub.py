@@ -11,9 +11,12 @@
 entry `<out>/<id>/`; point `KERAS_ONEBIT_HUB` at `<out>` to load it by id.
 """
 
-import sys
+import urllib.error
 
 from absl import flags
+
+from keras_onebit.cli import common
+from keras_onebit.errors import ConfigError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("mat", None, "import-mcdonnell: the authors' .mat file.")
@@ -23,10 +26,14 @@ flags.DEFINE_string("id", None, "import-mcdonnell: model id (default wrn_20_10-c
                     "[-matlab]).")
 flags.DEFINE_string("entry", None, "verify: hub id or entry folder.")
 
-ACTIONS = ("list", "import-mcdonnell", "verify", "default")
+DOWNLOAD_ERRORS = (urllib.error.URLError, TimeoutError, ConnectionError)
+OFFLINE_ADVICE = ("Offline: put the entry folder in a folder named by $KERAS_ONEBIT_HUB, or "
+                  "convert the authors' file with python -m keras_onebit hub import-mcdonnell "
+                  "--mat FILE --out DIR.")
 
 
 def _list():
+    """Prints every known model and where it is."""
     from keras_onebit import hub
 
     rows = hub.list_entries()
@@ -42,11 +49,14 @@ def _list():
 
 
 def _import():
+    """Converts one of the authors' .mat files into a hub entry."""
     from keras_onebit import hub
 
     if not FLAGS.mat or not FLAGS.out:
-        print("hub import-mcdonnell: --mat and --out are required.", file=sys.stderr)
-        return 2
+        raise ConfigError("import-mcdonnell needs --mat (the authors' .mat file) and --out "
+                          "(the hub folder to write into).")
+    common.existing_file(FLAGS.mat, "--mat", "one of the authors' *_allparams.mat or "
+                         "TrainedWideResNet20-10_*.mat files")
     folder = hub.import_mcdonnell(FLAGS.mat, FLAGS.out, layout=FLAGS.layout, model_id=FLAGS.id)
     config = hub.read_config(folder)
     print(f"wrote {folder}: {config['factory']}({config['factory_kwargs']}), "
@@ -55,40 +65,65 @@ def _import():
     return 0
 
 
+def _download_url(model_id):
+    """The manifest's download URL of `model_id` (or a description when it has none)."""
+    from keras_onebit.hub import HubError, registry
+
+    try:
+        return registry.manifest_entries().get(model_id, {}).get("url") or "its URL"
+    except HubError:
+        return "its URL"
+
+
+def _resolve_entry(entry):
+    """`hub.resolve(entry)`, with a failed download reported as one HubError."""
+    from keras_onebit.hub import HubError
+    from keras_onebit.hub.loading import resolve
+
+    try:
+        return resolve(entry)
+    except DOWNLOAD_ERRORS as e:
+        reason = getattr(e, "reason", None) or e
+        raise HubError(f"hub entry {entry!r} is not on this machine and its download from "
+                       f"{_download_url(entry)} failed ({reason}). {OFFLINE_ADVICE}") from e
+
+
 def _verify():
-    from keras_onebit.hub.loading import resolve, verified_weights
+    """Checks the size and sha256 of an entry's weights (downloading it if needed)."""
+    from keras_onebit.hub.loading import verified_weights
 
     if not FLAGS.entry:
-        print("hub verify: --entry is required.", file=sys.stderr)
-        return 2
-    kind, path = resolve(FLAGS.entry)
+        raise ConfigError("verify needs --entry: a hub id (python -m keras_onebit hub list) "
+                          "or an entry folder.")
+    kind, path = _resolve_entry(FLAGS.entry)
     if kind != "entry":
-        print(f"hub verify: {path} is not a hub entry folder.", file=sys.stderr)
-        return 1
+        raise ConfigError(f"--entry {FLAGS.entry}: {path} is not a hub entry folder (it has no "
+                          "config.json); give a hub id or an entry folder.")
     config, weights = verified_weights(path)
     print(f"ok {weights} sha256 {config['weights_sha256']}")
     return 0
 
 
+def _default():
+    """Prints the default model id."""
+    from keras_onebit.hub import default_model_id
+
+    print(default_model_id())
+    return 0
+
+
+ACTIONS = {"list": _list, "import-mcdonnell": _import, "verify": _verify, "default": _default}
+
+
 def main(argv):
-    from keras_onebit.hub import HubError
-
-    action = argv[1] if len(argv) > 1 else None
-    if action not in ACTIONS or len(argv) > 2:
-        print(f"usage: python -m keras_onebit hub {{{','.join(ACTIONS)}}} [flags]",
-              file=sys.stderr)
-        return 2
-    try:
-        if action == "list":
-            return _list()
-        if action == "import-mcdonnell":
-            return _import()
-        if action == "verify":
-            return _verify()
-        from keras_onebit.hub import default_model_id
-
-        print(default_model_id())
-        return 0
-    except (HubError, FileNotFoundError) as e:
-        print(f"hub {action}: {e}", file=sys.stderr)
-        return 1
+    """Runs one action: python -m keras_onebit hub <action> [flags]."""
+    choices = ", ".join(ACTIONS)
+    if len(argv) < 2:
+        raise ConfigError(f"an action is required: one of {choices} "
+                          "(python -m keras_onebit hub --help).")
+    if argv[1] not in ACTIONS:
+        raise ConfigError(f"unknown action {argv[1]!r}: choose one of {choices}.")
+    if len(argv) > 2:
+        raise ConfigError(f"unexpected arguments {' '.join(argv[2:])!r} after {argv[1]}: "
+                          "give everything else as --flags.")
+    return ACTIONS[argv[1]]()

@@ -1,7 +1,10 @@
 """`python -m keras_onebit train`: train a model with the papers' recipe.
 
-    python -m keras_onebit train --model wrn_20_1 --dataset cifar10 --epochs 30 \
+    python -m keras_onebit train --model wrn_20_1 --dataset cifar10 --epochs 30 \\
         --out runs/wrn_20_1-cifar10-1bit [--float] [--resume] [--hub pretrained]
+
+Writes the run folder (--out, default runs/<model>-<dataset>-<1bit|float>):
+checkpoint.keras every epoch, log.csv, curves.png, final.keras, metrics.json.
 """
 
 import pathlib
@@ -11,30 +14,36 @@ import sys
 
 from absl import flags
 
+from keras_onebit import data, models
+from keras_onebit.cli.common import no_positional, writable_folder
 from keras_onebit.training import distribute
-from keras_onebit.training.loop import RunConfig, set_threads, train
 
-flags.DEFINE_string("model", "wrn_20_1", "Registered model name.")
-flags.DEFINE_string("dataset", "cifar10", "mnist, cifar10, cifar100 or svhn.")
-flags.DEFINE_integer("epochs", 30, "Epochs; SGDR cycles end at 2, 6, 14, 30, 62, 126, 254.")
+flags.DEFINE_enum("model", "wrn_20_1", models.list_models(), "Registered model name.")
+flags.DEFINE_enum("dataset", "cifar10", list(data.CLASSES), "Data set.")
+flags.DEFINE_integer("epochs", 30, "Epochs; SGDR cycles end at 2, 6, 14, 30, 62, 126, 254.",
+                     lower_bound=1)
 flags.DEFINE_bool("float", False, "Train the full-precision twin with the same recipe.")
-flags.DEFINE_integer("batch_size", 125, "Global batch size.")
-flags.DEFINE_float("max_lr", 0.1, "Learning rate at each (re)start.")
-flags.DEFINE_float("min_lr", 1e-5, "Learning rate at the end of each cycle.")
-flags.DEFINE_integer("first_cycle", 2, "Epochs in the first cosine cycle (each next doubles).")
-flags.DEFINE_float("weight_decay", 5e-4, "Decay on latent conv weights (Keras L2 gets half).")
+flags.DEFINE_integer("batch_size", 125, "Global batch size.", lower_bound=1)
+flags.DEFINE_float("max_lr", 0.1, "Learning rate at each (re)start.", lower_bound=0.0)
+flags.DEFINE_float("min_lr", 1e-5, "Learning rate at the end of each cycle.", lower_bound=0.0)
+flags.DEFINE_integer("first_cycle", 2, "Epochs in the first cosine cycle (each next doubles).",
+                     lower_bound=1)
+flags.DEFINE_float("weight_decay", 5e-4, "Decay on latent conv weights (Keras L2 gets half).",
+                   lower_bound=0.0)
 flags.DEFINE_enum("augmentation", "flip_crop", ["none", "flip_crop", "flip_crop_cutout"],
                   "Training augmentation (MNIST: none).")
 flags.DEFINE_bool("zero_momentum_at_restart", True, "Zero SGD momentum at each warm restart.")
 flags.DEFINE_integer("recompute_bn_batches", 0,
-                     "If > 0, recompute BN statistics from this many augmented batches at the end.")
-flags.DEFINE_integer("seed", 0, "Seed of weights, shuffling and augmentation.")
+                     "If > 0, recompute BN statistics from this many augmented batches at the end.",
+                     lower_bound=0)
+flags.DEFINE_integer("seed", 0, "Seed of weights, shuffling and augmentation.", lower_bound=0)
 flags.DEFINE_string("data_dir", None,
                     "Data directory (default $KERAS_ONEBIT_DATA or ../shared/data).")
 flags.DEFINE_alias("data-dir", "data_dir")
 flags.DEFINE_bool("download", False,
                   "With no local copy, fetch MNIST / CIFAR through keras.datasets (needs network).")
-flags.DEFINE_integer("train_limit", 0, "Use only the first N training images (0: all).")
+flags.DEFINE_integer("train_limit", 0, "Use only the first N training images (0: all).",
+                     lower_bound=0)
 flags.DEFINE_string("out", None, "Run folder (default runs/<model id>).")
 flags.DEFINE_bool("resume", False, "Continue from the run folder's last checkpoint.")
 flags.DEFINE_enum("strategy", "default", list(distribute.STRATEGIES), "tf.distribute strategy.")
@@ -42,21 +51,33 @@ flags.DEFINE_list("devices", [], "Devices for --strategy mirrored (default: all 
 flags.DEFINE_string("hub", None, "Also write a hub entry <hub>/<model id>/ (e.g. pretrained).")
 flags.DEFINE_bool("hub_default", False, "Make the hub entry the manifest default.")
 flags.DEFINE_string("hub_notes", "", "Free text for the hub entry's model card.")
-flags.DEFINE_integer("threads", 0, "TensorFlow intra/inter-op threads (0: default).")
+flags.DEFINE_integer("threads", 0, "TensorFlow intra/inter-op threads (0: default).",
+                     lower_bound=0)
 flags.DEFINE_integer("iterative_epochs", 0,
                      "Iterative layer binarization (Lan): start float and make one more conv "
-                     "one-bit every N epochs (0: all one-bit from the start).")
+                     "one-bit every N epochs (0: all one-bit from the start).", lower_bound=0)
 flags.DEFINE_string("iterative_order", "forward",
                     "Order of iterative binarization: forward, reverse, random, or a "
                     "comma-separated list of layer names.")
 flags.DEFINE_enum("dtype_policy", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
                   "Keras dtype policy while training (mixed_bfloat16: ~1.4x faster on CPUs "
                   "with AMX); the shipped model is float32 either way.")
-flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 1 progress bar, 2 a line per epoch.")
+flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 0 silent, 1 progress bar, 2 a line "
+                     "per epoch.", lower_bound=0, upper_bound=2)
+flags.register_multi_flags_validator(
+    ["min_lr", "max_lr"], lambda f: f["min_lr"] <= f["max_lr"],
+    message="--min_lr must not exceed --max_lr.")
+flags.register_multi_flags_validator(
+    ["train_limit", "batch_size"],
+    lambda f: not f["train_limit"] or f["train_limit"] >= f["batch_size"],
+    message="--train_limit must be 0 (all images) or at least --batch_size.")
 FLAGS = flags.FLAGS
 
 
 def config_from_flags():
+    """The RunConfig the flags describe."""
+    from keras_onebit.training.loop import RunConfig
+
     config = RunConfig(
         model=FLAGS.model, dataset=FLAGS.dataset, epochs=FLAGS.epochs, binary=not FLAGS.float,
         batch_size=FLAGS.batch_size, max_lr=FLAGS.max_lr, min_lr=FLAGS.min_lr,
@@ -73,12 +94,19 @@ def config_from_flags():
 
 
 def main(argv):
-    del argv
+    """Checks the flags and the run folder, then trains (see the module docstring)."""
+    no_positional(argv, "train")
+    config = config_from_flags()
+    config.factory_kwargs()  # --iterative_epochs with --float fails here, before any work
+    writable_folder(config.out_dir, "--out")
+    if FLAGS.hub:
+        writable_folder(FLAGS.hub, "--hub")
     import keras
+
+    from keras_onebit.training.loop import set_threads, train
 
     set_threads(FLAGS.threads)
     keras.utils.set_random_seed(FLAGS.seed)
-    config = config_from_flags()
     model, metrics = train(config, resume=FLAGS.resume)
     print("final:", ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                               for k, v in metrics.items()))

@@ -75,6 +75,15 @@ def _fmt(value, digits=3):
     return str(value)
 
 
+def _arena_cell(row):
+    """The TFLite Micro arena cell: "minimum / declared" bytes, the minimum alone
+    where nothing is declared, "-" where the format did not run in TFLite Micro."""
+    minimum, declared = row.get("tflm_arena_bytes"), row.get("tflm_arena_declared_bytes")
+    if declared is None:
+        return _fmt(minimum)
+    return f"{_fmt(minimum)} / {_fmt(declared)}"
+
+
 def markdown(report):
     """report.md text from the report dict."""
     m = report["model"]
@@ -85,10 +94,14 @@ def markdown(report):
         f"- one-bit limit (binary / 8 + floats * 4): {m['onebit_limit_bytes']:,} bytes",
         f"- reference: Keras outputs on {report['images']['description']}",
         f"- LiteRT latency: median of {report['latency_runs']} runs, batch 1, "
-        f"{report['threads']} threads; TFLite Micro arena measured by bisection (1 kB steps)",
+        f"{report['threads']} threads",
+        "- TFLite Micro arena: the minimum measured by bisection (1 kB steps) in the tflite-micro "
+        "Python interpreter / the size model_data.h declares, minimum + max(16 kB, 5%) for other "
+        "TFLite Micro builds (optimized kernels' scratch buffers, versions; "
+        "keras_onebit/export/micro.py)",
         f"- created by `{report['command']}`", "",
         "| format | file | bytes | x one-bit limit | max abs diff | max rel diff | argmax agree "
-        "| LiteRT ms | x float | TFLM arena | notes |",
+        "| LiteRT ms | x float | TFLM arena min / declared | notes |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in report["formats"].items():
@@ -96,7 +109,7 @@ def markdown(report):
             name, row.get("file", "-"), _fmt(row.get("bytes")), _fmt(row.get("ratio_to_limit")),
             _fmt(row.get("max_abs_diff")), _fmt(row.get("max_rel_diff")),
             _fmt(row.get("argmax_agreement")), _fmt(row.get("latency_ms"), 2),
-            _fmt(row.get("latency_vs_float"), 2), _fmt(row.get("tflm_arena_bytes")),
+            _fmt(row.get("latency_vs_float"), 2), _arena_cell(row),
             row.get("notes", ""),
         ]) + " |")
     lines.append("")

@@ -1,0 +1,75 @@
+"""Checks shared by the commands: they run before anything is built or loaded,
+and raise `ConfigError` with a message that names the flag and its value."""
+
+import contextlib
+import os
+import pathlib
+
+from absl import flags
+
+from keras_onebit.cli import startup
+from keras_onebit.errors import ConfigError
+
+
+def writable_folder(path, flag):
+    """Creates folder `path` (and its parents) and checks that files can be
+    written in it; `flag` (e.g. "--out") names it in the error."""
+    folder = pathlib.Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{flag} {path}: cannot create this folder ({e.strerror or e}); "
+                          f"choose a folder you may write to.") from e
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: the folder is not writable; choose another one.")
+    return folder
+
+
+def existing_file(path, flag, what):
+    """`path` as a Path if it exists; else a ConfigError naming `flag` and `what` it should be."""
+    found = pathlib.Path(path).expanduser()
+    if not found.exists():
+        raise ConfigError(f"{flag} {path}: no such file; give {what}.")
+    return found
+
+
+def no_positional(argv, command):
+    """Refuses arguments that are not flags (argv[0] is the program)."""
+    if len(argv) > 1:
+        raise ConfigError(f"unexpected arguments {' '.join(argv[1:])!r}: {command} takes only "
+                          f"flags (python -m keras_onebit {command} --help).")
+
+
+def known_model(spec, factories, hub_ids):
+    """True when `spec` is a factory name, a hub id or an existing path."""
+    return spec in factories or spec in hub_ids or pathlib.Path(spec).expanduser().exists()
+
+
+def unknown_model(flag, spec, factories, hub_ids):
+    """The ConfigError for a --model that is none of the accepted forms."""
+    return ConfigError(
+        f"{flag} {spec!r}: not a registered factory name, a hub id or an existing file. "
+        f"Known models: factories {', '.join(factories)}; hub ids "
+        f"{', '.join(hub_ids) or '(none)'} (python -m keras_onebit hub list).")
+
+
+def hub_ids():
+    """Every hub id the manifest and the hub folders know (none if the hub is unreadable)."""
+    from keras_onebit.hub import HubError, list_models
+
+    try:
+        return list(list_models())
+    except HubError:
+        return []
+
+
+def debug():
+    """True when the command line was given --debug."""
+    return "debug" in flags.FLAGS and bool(flags.FLAGS.debug)
+
+
+def native_stderr_silenced():
+    """A block whose C++ lines on stderr (the TFLite converter's "fully_quantize: ...",
+    LiteRT's "Created TensorFlow Lite XNNPACK delegate") are hidden, unless --debug.
+    Python exceptions still propagate and are reported after the block."""
+    return contextlib.nullcontext() if debug() else startup.silenced_stderr()

@@ -1,0 +1,95 @@
+"""Quiet start-up of `python -m keras_onebit`: the command line speaks only for itself.
+
+TensorFlow 2.21 writes C++ log lines while its shared libraries load
+("WARNING: All log messages before absl::InitializeLog() is called ...",
+"oneDNN custom operations are on ..."). They come from static initializers
+that run before TensorFlow reads TF_CPP_MIN_LOG_LEVEL, so that variable alone
+does not hide them (checked: they appear with TF_CPP_MIN_LOG_LEVEL=3). The
+command line therefore loads Keras and TensorFlow once with file descriptor 2
+pointed at /dev/null, and sets TF_CPP_MIN_LOG_LEVEL=3 (unless the user set it)
+for the C++ lines that come later. TF_ENABLE_ONEDNN_OPTS is left alone: it
+would change the numerics, not only the messages.
+
+Importing this module runs `quiet_start()`; `keras_onebit/__init__.py` imports
+it before anything heavy. It does nothing unless this process is
+`python -m keras_onebit`, so a program that imports the library keeps
+TensorFlow's usual behaviour. `--debug`
+on the command line shows everything (TensorFlow's lines and tracebacks).
+
+This module imports nothing but the standard library.
+"""
+
+import contextlib
+import importlib.util
+import os
+import sys
+
+PROGRAM = "keras_onebit"
+TRUE_WORDS = ("true", "t", "1", "yes", "y")
+# Interpreter options that take the next argument as their value.
+OPTIONS_WITH_VALUE = ("-W", "-X", "--check-hash-based-pycs")
+
+
+def launched_as_cli(orig_argv=None):
+    """True when the interpreter was started as `python [options] -m keras_onebit ...`."""
+    argv = list(getattr(sys, "orig_argv", []) if orig_argv is None else orig_argv)
+    args, i = argv[1:], 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "-m":
+            return args[i + 1:i + 2] == [PROGRAM]
+        if arg.startswith("-m"):
+            return arg[2:] == PROGRAM
+        if arg.startswith("-c") or not arg.startswith("-"):
+            return False  # python -c, or a script
+        i += 2 if arg in OPTIONS_WITH_VALUE else 1
+    return False
+
+
+def debug_requested(args):
+    """True when the command-line arguments `args` turn on `--debug`."""
+    for arg in args:
+        if arg == "--":
+            break
+        if arg == "--debug":
+            return True
+        if arg.startswith("--debug="):
+            return arg.split("=", 1)[1].lower() in TRUE_WORDS
+    return False
+
+
+@contextlib.contextmanager
+def silenced_stderr():
+    """Points file descriptor 2 at /dev/null inside the block (C++ writes too)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def load_backend_quietly():
+    """Imports TensorFlow (when installed) and Keras with stderr silenced."""
+    with silenced_stderr():
+        if importlib.util.find_spec("tensorflow") is not None:
+            import tensorflow  # noqa: F401
+        import keras  # noqa: F401
+
+
+def quiet_start():
+    """In `python -m keras_onebit` without `--debug`: TF_CPP_MIN_LOG_LEVEL=3 by
+    default and a silent TensorFlow import. Returns True when it did so."""
+    if not launched_as_cli() or debug_requested(sys.argv[1:]):
+        return False
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    load_backend_quietly()
+    return True
+
+
+quiet_start()
