@@ -7,8 +7,9 @@
 
 __version__ = "0.1.0"
 
-# First: in `python -m keras_onebit` (only), loads TensorFlow without its C++ log lines.
-import keras_onebit.cli.startup  # noqa: F401
+# First: checks that TensorFlow is installed, and in `python -m keras_onebit` (only)
+# loads it without its C++ log lines.
+import keras_onebit._startup  # noqa: F401
 from keras_onebit import data, hub, layers, models, quantizers, storage, training
 from keras_onebit.data import DataError
 from keras_onebit.errors import BackendError, ConfigError, Error, MissingDependencyError

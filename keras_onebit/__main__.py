@@ -6,7 +6,7 @@ command lives in `keras_onebit.cli.<command>` and defines its own absl flags,
 so only the chosen one is imported.
 
 The command line speaks only for itself: TensorFlow loads without its C++ log
-lines (keras_onebit/cli/startup.py), and every error a user can cause (a
+lines (keras_onebit/_startup.py), and every error a user can cause (a
 `keras_onebit.Error`, an OSError such as a missing file or a full disk, a bad
 flag value) ends in one line on stderr,
 
@@ -25,7 +25,7 @@ import urllib.error
 import warnings
 from collections import namedtuple
 
-from keras_onebit.cli import startup
+from keras_onebit import _startup as startup
 
 Command = namedtuple("Command", "module summary")
 

@@ -33,7 +33,7 @@ import zlib
 
 import numpy as np
 
-from keras_onebit.errors import Error
+from keras_onebit.errors import Error, require
 
 DATASETS = ("mnist", "cifar10", "cifar100", "svhn")
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -295,35 +295,48 @@ def _labels(values, classes, where):
     return y.astype(np.int64)
 
 
-def _check_mat_sizes(path):
-    """Raises unless the .mat file's size and its variables' declared sizes are
-    plausible: at most MAX_MAT_BYTES, and no more data than deflate could hold."""
-    from scipy.io import whosmat
+def scipy_io():
+    """scipy.io, or a `MissingDependencyError` naming the pip extra."""
+    return require("scipy.io", "mat", "Reading .mat files")
 
+
+def check_mat_sizes(path, error=DataError, max_bytes=MAX_MAT_BYTES, what="a data set .mat file"):
+    """Raises `error` unless the .mat file's size and its variables' declared
+    sizes are plausible: at most `max_bytes`, and no more data than deflate
+    could hold (so a small file cannot make `loadmat` allocate much).
+
+    Args:
+        path: a pathlib.Path of an existing file.
+        error: the error class to raise (a keras_onebit.Error).
+        max_bytes: the largest file accepted.
+        what: what the file is, for the message.
+
+    Raises:
+        error: the file is empty, too large, or declares more data than it holds.
+    """
     size = path.stat().st_size
     if size == 0:
-        raise DataError(f"{path}: the file is empty (0 bytes).")
-    if size > MAX_MAT_BYTES:
-        raise DataError(f"{path}: {size} bytes, more than the {MAX_MAT_BYTES}-byte limit "
-                        "of a data set .mat file.")
+        raise error(f"{path}: the file is empty (0 bytes).")
+    if size > max_bytes:
+        raise error(f"{path}: {size} bytes, more than the {max_bytes}-byte limit of {what}.")
     total = 0
-    for name, shape, kind in whosmat(str(path)):
+    for name, shape, kind in scipy_io().whosmat(str(path)):
         if kind == "sparse":
             continue
         total += math.prod(shape) * MAT_ITEMSIZE.get(kind, 1)
         if total > DEFLATE_RATIO * size:
-            raise DataError(f"{path}: variable {name!r} declares shape {shape} ({kind}), more "
-                            f"data than a {size}-byte file can hold.")
+            raise error(f"{path}: variable {name!r} declares shape {shape} ({kind}), more "
+                        f"data than a {size}-byte file can hold.")
 
 
 def _load_svhn_mat(path, split):
-    from scipy.io import loadmat
+    loadmat = scipy_io().loadmat
     from scipy.io.matlab import MatReadError
 
     if not path.is_file():
         raise DataError(f"Missing SVHN file {path}.")
     try:
-        _check_mat_sizes(path)
+        check_mat_sizes(path)
         mat = loadmat(path)
     except DataError:
         raise

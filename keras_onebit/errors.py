@@ -43,6 +43,19 @@ def require(module, extra, what):
             f"pip install 'keras_onebit[{extra}]'.") from e
 
 
+def require_tensorflow_installed():
+    """Raises `MissingDependencyError` unless some TensorFlow is installed
+    (tensorflow, tensorflow-cpu, tf-nightly: any flavour provides the module;
+    the package does not force one, as larq does not)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        raise MissingDependencyError(
+            "keras_onebit needs TensorFlow 2.21 (any flavour): pip install "
+            "'keras_onebit[tensorflow]', 'keras_onebit[cpu]' or 'keras_onebit[and-cuda]', or "
+            "install the TensorFlow you use.")
+
+
 def require_tensorflow_backend(what):
     """Raises `BackendError` unless Keras runs on the TensorFlow backend."""
     import keras

@@ -22,7 +22,7 @@ import types
 
 import pytest
 
-from keras_onebit.cli import startup
+from keras_onebit import _startup as startup
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMMANDS = ("export", "hub", "eval", "train")

@@ -7,7 +7,7 @@ import pathlib
 
 from absl import flags
 
-from keras_onebit.cli import startup
+from keras_onebit import _startup as startup
 from keras_onebit.errors import ConfigError
 
 

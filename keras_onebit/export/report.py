@@ -14,8 +14,10 @@ from keras_onebit.export.files import write_text
 
 
 def litert_interpreter(model_bytes, threads=2):
-    from ai_edge_litert.interpreter import Interpreter
+    from keras_onebit.errors import require
 
+    Interpreter = require("ai_edge_litert.interpreter", "export",
+                          "Running a .tflite model (LiteRT)").Interpreter
     it = Interpreter(model_content=bytes(model_bytes), num_threads=threads)
     it.allocate_tensors()
     return it

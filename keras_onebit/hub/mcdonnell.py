@@ -24,6 +24,7 @@ import re
 
 import numpy as np
 
+from keras_onebit import data
 from keras_onebit.errors import ConfigError
 from keras_onebit.hub.checksum import sha256_file
 from keras_onebit.hub.errors import MatFormatError
@@ -32,10 +33,6 @@ UPSTREAM = "https://raw.githubusercontent.com/McDonnell-Lab/1-bit-per-weight"
 LAYOUTS = ("auto", "keras", "matlab")
 MATLAB_FIELDS = ("BinaryWeights", "Moments", "BNG", "BNB")
 MAX_MAT_BYTES = 1 << 30  # the published files are 4 MB
-DEFLATE_RATIO = 1032  # the most deflate can shrink data: a larger claim is a lie
-MAT_ITEMSIZE = {"double": 8, "single": 4, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2,
-                "int32": 4, "uint32": 4, "int64": 8, "uint64": 8, "logical": 1, "char": 2,
-                "cell": 8, "struct": 8}
 
 # The published files, by sha256 of the copies in ../shared/reference (MIT licence).
 KNOWN_FILES = {
@@ -103,37 +100,13 @@ def default_model_id(classes, layout, depth=20, width=10):
 # ----------------------------------------------------------------------------- reading
 
 
-def _check_mat_sizes(path):
-    """Raises unless the file's size and its variables' declared sizes are
-    plausible: at most MAX_MAT_BYTES, and no more data than deflate could hold
-    (so a small file cannot make `loadmat` allocate much)."""
-    import scipy.io
-
-    size = path.stat().st_size
-    if size == 0:
-        raise MatFormatError(f"{path}: the file is empty (0 bytes).")
-    if size > MAX_MAT_BYTES:
-        raise MatFormatError(f"{path}: {size} bytes, more than the {MAX_MAT_BYTES}-byte limit "
-                             "for the authors' WRN files.")
-    total = 0
-    for name, shape, kind in scipy.io.whosmat(str(path)):
-        if kind == "sparse":
-            continue
-        total += math.prod(shape) * MAT_ITEMSIZE.get(kind, 1)
-        if total > DEFLATE_RATIO * size:
-            raise MatFormatError(f"{path}: variable {name!r} declares shape {shape} ({kind}), "
-                                 f"more data than a {size}-byte file can hold.")
-
-
 def _loadmat(path):
-    import scipy.io
-
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such .mat file.")
     try:
-        _check_mat_sizes(path)
-        return scipy.io.loadmat(str(path))
+        data.check_mat_sizes(path, MatFormatError, MAX_MAT_BYTES, "the authors' WRN files")
+        return data.scipy_io().loadmat(str(path))
     except MatFormatError:
         raise
     except NotImplementedError as e:  # v7.3 (HDF5) files

@@ -27,7 +27,10 @@ import urllib.parse
 from keras_onebit.hub.errors import FieldError, HubError, InvalidIdError, UnknownModelError
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
-PRETRAINED = PROJECT_ROOT / "pretrained"
+# An installed wheel carries the hub as package data (setup.py copies the
+# project's pretrained/ there); a checkout or editable install uses pretrained/.
+PACKAGED = pathlib.Path(__file__).resolve().parents[1] / "_pretrained"
+PRETRAINED = PACKAGED if (PACKAGED / "index.json").is_file() else PROJECT_ROOT / "pretrained"
 MANIFEST_NAME = "index.json"
 MANIFEST_FORMAT = "keras_onebit.hub.index"
 MANIFEST_VERSION = 1
@@ -50,6 +53,7 @@ NAME_RULE = ("a plain file name inside the entry folder (letters, digits, '_', '
 
 
 def pretrained_dir():
+    """The shipped hub folder: the wheel's package data, else the checkout's pretrained/."""
     return PRETRAINED
 
 

@@ -6,11 +6,12 @@ import csv
 def plot_curves(log_path, png_path, title=""):
     """Loss and accuracy (training and validation) per epoch, with the
     learning rate on a second axis. Written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import os
 
+    from keras_onebit.errors import require
+
+    matplotlib = require("matplotlib", "plots", "The training-curve PNG")
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     with open(log_path, newline="") as f:

@@ -10,13 +10,16 @@ pointed at /dev/null, and sets TF_CPP_MIN_LOG_LEVEL=3 (unless the user set it)
 for the C++ lines that come later. TF_ENABLE_ONEDNN_OPTS is left alone: it
 would change the numerics, not only the messages.
 
-Importing this module runs `quiet_start()`; `keras_onebit/__init__.py` imports
+Importing this module runs `require_tensorflow_installed()
+quiet_start()`; `keras_onebit/__init__.py` imports
 it before anything heavy. It does nothing unless this process is
 `python -m keras_onebit`, so a program that imports the library keeps
 TensorFlow's usual behaviour. `--debug`
 on the command line shows everything (TensorFlow's lines and tracebacks).
 
-This module imports nothing but the standard library.
+This module imports nothing but the standard library and keras_onebit.errors;
+it first checks that some TensorFlow is installed (a one-line
+MissingDependencyError naming the pip extras otherwise).
 """
 
 import contextlib
@@ -24,15 +27,21 @@ import importlib.util
 import os
 import sys
 
+from keras_onebit.errors import require_tensorflow_installed
+
 PROGRAM = "keras_onebit"
+SCRIPT = "keras-onebit"  # the console script of pyproject.toml
 TRUE_WORDS = ("true", "t", "1", "yes", "y")
 # Interpreter options that take the next argument as their value.
 OPTIONS_WITH_VALUE = ("-W", "-X", "--check-hash-based-pycs")
 
 
 def launched_as_cli(orig_argv=None):
-    """True when the interpreter was started as `python [options] -m keras_onebit ...`."""
+    """True when the interpreter was started as `python [options] -m keras_onebit ...`
+    or as the `keras-onebit` console script."""
     argv = list(getattr(sys, "orig_argv", []) if orig_argv is None else orig_argv)
+    if any(os.path.basename(arg) == SCRIPT for arg in argv[:2]):
+        return True
     args, i = argv[1:], 0
     while i < len(args):
         arg = args[i]
@@ -92,4 +101,5 @@ def quiet_start():
     return True
 
 
+require_tensorflow_installed()
 quiet_start()
