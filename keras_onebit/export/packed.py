@@ -32,6 +32,7 @@ import zlib
 import keras
 import numpy as np
 
+from keras_onebit import walk
 from keras_onebit.export.errors import ExportError
 from keras_onebit.export.files import atomic_write, check_writable
 from keras_onebit.layers import is_binary
@@ -46,16 +47,7 @@ ZIP_ENTRY_OVERHEAD = 30 + 46 + 2 * len("manifest.json")  # per entry: local + ce
 
 def all_layers(model):
     """Every layer of `model`, nested models flattened, in a stable order."""
-    return list(model._flatten_layers(include_self=False, recursive=True))
-
-
-def weight_owners(model):
-    """{id(variable): layer} for the innermost layer owning each variable."""
-    owners = {}
-    for layer in all_layers(model):
-        for w in layer.weights:
-            owners[id(w)] = layer
-    return owners
+    return list(walk.iter_layers(model, containers=True))
 
 
 def binary_kernels(model, switched_off_too=False):
@@ -109,7 +101,7 @@ def pack_model(model, metadata=None):
     if not model.built:
         raise ExportError(f"Model {model.name!r} is not built: build it before packing.")
     kernels = binary_kernels(model)
-    owners = weight_owners(model)
+    owners = walk.weight_owners(model)
     bits, floats, tensors = [], [], []
     nbits = nfloats = 0
     for index, w in enumerate(model.weights):
@@ -714,7 +706,7 @@ def _check_structure(path, model, tensors):
             f"{path}: the archive has {len(tensors)} tensors but the architecture has "
             f"{len(weights)} variables."
         )
-    owners = weight_owners(model)
+    owners = walk.weight_owners(model)
     for index, (entry, w) in enumerate(zip(tensors, weights, strict=True)):
         shape = tuple(entry["shape"])
         layer = entry["layer"]

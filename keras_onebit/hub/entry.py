@@ -5,6 +5,7 @@ import os
 import pathlib
 import shutil
 
+from keras_onebit import walk
 from keras_onebit.hub import registry
 from keras_onebit.hub.checksum import sha256_file
 from keras_onebit.hub.errors import HubError
@@ -42,7 +43,7 @@ CONFIG_FIELDS = (
 def model_is_binary(model):
     from keras_onebit.layers import is_binary
 
-    return any(is_binary(layer) for layer in model._flatten_layers(include_self=False))
+    return any(is_binary(layer) for layer in walk.iter_layers(model))
 
 
 def _entry_paths(out_dir, model_id):

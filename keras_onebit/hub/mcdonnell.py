@@ -92,7 +92,7 @@ MEASURED = {
 FACTORY_KWARGS = {"keras": {}, "matlab": {"stem_relu": True, "padding": "symmetric"}}
 
 
-def default_model_id(classes, layout, depth=20, width=10):
+def mcdonnell_model_id(classes, layout, depth=20, width=10):
     suffix = "-matlab" if layout == "matlab" else ""
     return f"wrn_{depth}_{width}-cifar{classes}-1bit{suffix}"
 
@@ -384,11 +384,12 @@ def import_mcdonnell(mat_path, out_dir, layout="auto", model_id=None, metrics=No
     info = read_mat(mat_path, layout)
     model = build_model(info)
     factory, kwargs = factory_spec(info)
-    model_id = model_id or default_model_id(info["classes"], info["layout"], info["depth"],
+    model_id = model_id or mcdonnell_model_id(info["classes"], info["layout"], info["depth"],
                                             info["width"])
     source = source_info(info)
     known = KNOWN_FILES.get(info["sha256"])
-    if metrics is None and known and model_id == default_model_id(info["classes"], info["layout"]):
+    default_id = mcdonnell_model_id(info["classes"], info["layout"])
+    if metrics is None and known and model_id == default_id:
         metrics = dict(MEASURED[known["file"]])
     notes = (
         "Converted from the authors' published weights by `keras_onebit.hub.import_mcdonnell`"

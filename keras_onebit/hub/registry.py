@@ -280,7 +280,7 @@ def manifest_path(root=None):
     return pathlib.Path(root or pretrained_dir()) / MANIFEST_NAME
 
 
-def read_manifest(root=None):
+def read_index(root=None):
     """The manifest dict ({"format", "version", "models": [...]}); empty if absent.
 
     Args:
@@ -311,14 +311,14 @@ def read_manifest(root=None):
 
 def manifest_entries(root=None):
     """{id: entry dict} of the manifest, in file order."""
-    return {entry["id"]: entry for entry in read_manifest(root)["models"]}
+    return {entry["id"]: entry for entry in read_index(root)["models"]}
 
 
 def update_manifest(entry, root=None):
     """Adds or replaces `entry` (by id) in the manifest under `root`, atomically.
     A `default: true` entry clears the flag on the others."""
     check_manifest_entry(entry, manifest_path(root))
-    data = read_manifest(root)
+    data = read_index(root)
     models = [e for e in data["models"] if e["id"] != entry["id"]]
     old = next((e for e in data["models"] if e["id"] == entry["id"]), None)
     index = data["models"].index(old) if old is not None else len(models)
