@@ -32,7 +32,7 @@ import zlib
 import keras
 import numpy as np
 
-from keras_onebit import walk
+from keras_onebit import quantizers, walk
 from keras_onebit.export.errors import ExportError
 from keras_onebit.export.files import atomic_write, check_writable
 from keras_onebit.layers import is_binary
@@ -119,7 +119,7 @@ def pack_model(model, metadata=None):
             alpha = binary.kernel_alpha().astype("<f4").reshape(-1)
             entry.update(kind="sign_bits", bits_offset=nbits, bits_nbytes=int(packed.size),
                          scale_offset=nfloats, scale_shape=list(binary.kernel_alpha().shape),
-                         scale_mode=str(binary.kernel_quantizer.scale))
+                         scale_mode=scale_mode_of(binary.kernel_quantizer))
             bits.append(packed)
             nbits += packed.size
             floats.append(alpha)
@@ -190,7 +190,8 @@ MAX_AXES = 32
 MAX_DIM = 1 << 62
 EXTRA_VARIABLE_ELEMENTS = 1 << 16  # variables a model holds beyond its weights (seed states)
 TENSOR_KINDS = ("float32", "sign_bits")
-SCALE_MODES = ("he", "mean_abs", "none")
+CUSTOM_SCALE = "custom"  # a SignWeight subclass: its scale is its own alpha()
+SCALE_MODES = ("he", "mean_abs", "none", CUSTOM_SCALE)
 SCALE_RTOL = 1e-6
 ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
               RuntimeError, zlib.error)
@@ -350,7 +351,7 @@ def _check_tensor_fields(path, index, entry):
     _field(path, where, entry, "scale_shape", _is_scale_shape,
            "[] (one scale) or [C_out] (one per output channel)")
     _field(path, where, entry, "scale_mode", _is_scale_mode,
-           "'he', 'mean_abs', 'none' or a finite number as a string")
+           "'he', 'mean_abs', 'none', 'custom' or a finite number as a string")
 
 
 def _check_manifest(path, manifest):
@@ -483,6 +484,15 @@ def _check_float_tensor(path, index, entry, value):
                           "only 0 and 1.")
 
 
+def scale_mode_of(quantizer):
+    """The manifest `scale_mode` of a kernel quantizer: its `scale` ("he",
+    "mean_abs", "none" or a number) for a `SignWeight`, "custom" for a
+    subclass, whose own `alpha()` may give another scale."""
+    if type(quantizer) is quantizers.SignWeight:
+        return str(quantizer.scale)
+    return CUSTOM_SCALE
+
+
 def expected_scale(mode, shape):
     """The float32 scale a layer with `scale=mode` gives a kernel of `shape`
     (as `SignWeight.alpha` / `kernel_alpha`), or None for the data-dependent
@@ -516,13 +526,15 @@ def _check_scale(path, index, entry, alpha):
     mode, shape = entry["scale_mode"], entry["shape"]
     per_channel = [shape[-1]] if shape else None
     want_shape = per_channel if mode == "mean_abs" else []
+    if mode == CUSTOM_SCALE and entry["scale_shape"] == per_channel:
+        want_shape = per_channel  # a subclass's scale: per layer or per channel
     if entry["scale_shape"] != want_shape:
         raise ExportError(f"{path}: {where} of layer {entry['layer']!r} has scale_shape "
                           f"{entry['scale_shape']}; scale_mode {mode!r} needs {want_shape}.")
-    if mode == "mean_abs":
+    if mode in ("mean_abs", CUSTOM_SCALE):
         if alpha.size and not (alpha > 0).all():
             first = int(np.argmin(alpha > 0))
-            raise ExportError(f"{path}: {where} of layer {entry['layer']!r} has the mean_abs "
+            raise ExportError(f"{path}: {where} of layer {entry['layer']!r} has the {mode} "
                               f"scale {alpha[first]} at channel {first}: it must be > 0.")
         return
     try:
@@ -748,7 +760,7 @@ def _tensor_value(path, entry, w, kernels, bits, floats):
             f"{path}: {entry['path']} holds sign bits but layer {layer!r} of the "
             "architecture is not binary."
         )
-    mode = str(binary.kernel_quantizer.scale)
+    mode = scale_mode_of(binary.kernel_quantizer)
     if entry["scale_mode"] != mode:
         raise ExportError(
             f"{path}: {entry['path']} has scale_mode {entry['scale_mode']!r} but layer "
