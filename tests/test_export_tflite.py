@@ -11,7 +11,7 @@ import pytest
 
 import keras_onebit as kob
 from keras_onebit import export
-from keras_onebit.export import micro, packed_graph, report, tflite
+from keras_onebit.export import bitpack, micro, report, tflite
 from keras_onebit.export.fallback import calibrate_batchnorm
 from keras_onebit.layers import is_binary
 
@@ -57,7 +57,7 @@ def converted(model, data):
 
 def filters(model_bytes):
     """{tensor name: (type name, raw bytes)} of every CONV_2D filter."""
-    schema = packed_graph._schema()
+    schema = bitpack._schema()
     fb = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
     names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in fb.operatorCodes]
@@ -79,27 +79,85 @@ def test_float_matches_keras(converted, reference, data):
 def test_packed_matches_keras_in_litert(converted, reference, data, model):
     packed = converted("packed")
     out = report.litert_outputs(packed, data["test"][:100])
-    assert report.compare(reference[:100], out)["max_rel_diff"] <= 1e-4
-    # the sign bits stay packed: below the int8 file (1 byte per weight); the rest
-    # is graph structure (im2col, unpack), about 40 kB here
-    assert len(packed) < len(converted("int8"))
-    assert len(packed) < export.limit_bytes(model) + 50_000
+    assert report.compare(reference[:100], out)["max_rel_diff"] <= 1e-5
+    float_out = report.litert_outputs(converted("float"), data["test"][:100])
+    assert report.compare(float_out, out)["max_rel_diff"] <= 1e-5
+    # the sign bits stay packed; the rest is alpha, BN and the graph (measured 24 kB
+    # over the limit here; the graph is about 1 kB per binary layer and a fixed part)
+    assert len(packed) < export.limit_bytes(model) + 30_000
 
 
-def test_packed_uses_builtin_ops_only_and_no_float_kernels(converted):
+def parse(model_bytes):
+    schema = bitpack._schema()
+    return schema, schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+
+
+@pytest.mark.parametrize("fmt", ["packed", "packed_int8"])
+def test_packed_formats_hold_uint8_sign_bits_and_builtin_ops_only(fmt, converted, model):
     from ai_edge_litert.interpreter import Interpreter
 
-    ops = {o["op_name"] for o in Interpreter(model_content=converted("packed"))._get_ops_details()}
-    assert "CONV_2D" not in ops and "BATCH_MATMUL" in ops
-    assert not any(op.startswith(("Flex", "CUSTOM")) for op in ops)
+    data = converted(fmt)
+    schema, fb = parse(data)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in fb.operatorCodes]
+    ops = {names[c] for c in codes}
+    assert not ops & {"CUSTOM", "DELEGATE", "PLACEHOLDER_FOR_GREATER_OP_CODES"}
+    assert all(not c.customCode for c in fb.operatorCodes)  # no custom / Flex ops
+    runtime_ops = {o["op_name"] for o in Interpreter(model_content=data)._get_ops_details()}
+    assert not any(op.startswith(("Flex", "CUSTOM")) for op in runtime_ops)
+    assert {"CALL_ONCE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CONV_2D"} <= ops
+    # every CONV_2D filter is read from a variable: no constant kernel is left
+    main = fb.subgraphs[0]
+    convs = [op for op in main.operators if codes[op.opcodeIndex] == schema.BuiltinOperator.CONV_2D]
+    assert convs and all(main.tensors[op.inputs[1]].buffer == 0 for op in convs)
+    # the sign bits: UINT8 constants in the archive's byte layout (np.packbits of
+    # the Keras kernel, C order, big-endian bits); a converter that folds a BN
+    # with a negative gamma into the conv flips whole output channels
+    bits = [fb.buffers[t.buffer].data for sg in fb.subgraphs for t in sg.tensors
+            if t.type == schema.TensorType.UINT8 and t.buffer]
+    kernels = [layer.sign_bits() for layer in model.layers if is_binary(layer)]
+    assert len(bits) == sum(k.size >= bitpack.MIN_WEIGHTS for k in kernels)
+    for signs in kernels:
+        if signs.size < bitpack.MIN_WEIGHTS:
+            continue
+        matrix = signs.reshape(-1, signs.shape[-1])
+        found = [np.unpackbits(b, count=signs.size).reshape(matrix.shape) for b in bits
+                 if b.size == -(-signs.size // 8)]
+        assert any(np.all((f == matrix).all(0) | (f != matrix).all(0)) for f in found)
+    int8_bytes = len(converted("int8"))
+    assert len(data) < int8_bytes / 2
+    if fmt == "packed_int8":  # 1 bit instead of 8 per binary weight, little added
+        assert len(data) < int8_bytes - 7 * sum(k.size for k in kernels) / 8 + 12_000
 
 
-def test_packed_runs_in_tflite_micro(converted, reference, data):
-    packed = converted("packed")
+@pytest.mark.parametrize("fmt", ["packed", "packed_int8"])
+def test_packed_formats_run_in_tflite_micro(fmt, converted, reference, data):
     images = data["test"][:3]
-    arena = micro.minimum_arena(packed, images[0])
-    out = micro.run(packed, images, arena)
-    assert report.compare(reference[:3], out)["max_rel_diff"] <= 1e-4
+    packed = converted(fmt)
+    out = micro.run(packed, images, micro.minimum_arena(packed, images[0]))
+    base = converted(bitpack.BASE[fmt])
+    # the packed model computes exactly what the model it was made from computes
+    assert np.array_equal(out, micro.run(base, images, micro.minimum_arena(base, images[0])))
+    if fmt == "packed":
+        assert report.compare(reference[:3], out)["max_rel_diff"] <= 1e-5
+
+
+def test_packed_int8_agrees_with_keras_and_int8(converted, reference, data):
+    out = report.litert_outputs(converted("packed_int8"), data["test"])
+    result = report.compare(reference, out)
+    print(result)
+    # packed_int8 is the int8 model (bit-identical in TFLite Micro, see above);
+    # in LiteRT its convs run on the builtin kernels instead of XNNPACK, which
+    # round a few values differently. On this tiny, briefly trained model int8
+    # itself agrees 0.966-0.99 with Keras (test_quantized_agrees_with_keras);
+    # packed_int8 measured 0.982, flips only among near-ties.
+    assert result["images"] == 500 and result["argmax_agreement"] >= 0.96
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    margin = top2[:, 1] - top2[:, 0]
+    flipped = out.argmax(axis=1) != reference.argmax(axis=1)
+    assert np.all(margin[flipped] <= np.quantile(margin, 0.25))
+    int8 = report.litert_outputs(converted("int8"), data["test"])
+    assert report.compare(int8, out)["argmax_agreement"] >= 0.99
 
 
 @pytest.mark.parametrize("fmt", ["int8", "int4"])
@@ -153,9 +211,10 @@ def test_micro_is_bit_identical_to_int8_in_tflm(converted, data):
 
 
 def test_same_model_exported_twice_gives_identical_bytes(model, data, tmp_path):
-    for fmt in ("float", "packed"):
-        a = export.export_tflite(model, tmp_path / f"a_{fmt}.tflite", fmt)
-        b = export.export_tflite(model, tmp_path / f"b_{fmt}.tflite", fmt)
+    for fmt in ("float", "packed", "packed_int8"):
+        rep = data["train"][:100]
+        a = export.export_tflite(model, tmp_path / f"a_{fmt}.tflite", fmt, rep)
+        b = export.export_tflite(model, tmp_path / f"b_{fmt}.tflite", fmt, rep)
         assert a.read_bytes() == b.read_bytes(), fmt
 
 
@@ -190,7 +249,7 @@ def test_quantized_formats_need_representative_data(model, tmp_path):
 
 def test_packed_dense_relu_bias_per_channel_scale_is_exact():
     # A ReLU straight after a packed product is dropped by the converter unless
-    # something it cannot fold sits in between (see packed_graph); cover it,
+    # something it cannot fold sits in between; cover it,
     # with per-channel scales, a bias and a dropout layer.
     keras.utils.set_random_seed(3)
     inputs = keras.Input((20,))

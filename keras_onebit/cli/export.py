@@ -2,7 +2,7 @@
 
     python -m keras_onebit export --model default --out export/
     python -m keras_onebit export --model wrn_16_4 --weights run.keras \\
-        --formats float,int8,packed --out export/
+        --formats float,int8,packed_int8 --out export/
 
 Writes export/<model>/: <model>.onebit (packed archive), <model>_<format>.tflite,
 model_data.cc/.h (micro), report.json and report.md. `--model default` is the
@@ -26,7 +26,8 @@ flags.DEFINE_string("model", "default", "Model: 'default' (hub default), a hub i
                     "registered factory name (keras_onebit.models.list_models()).")
 flags.DEFINE_string("weights", None, "Weights: a .onebit archive, a .keras model or a "
                     ".weights.h5 file; without it a factory model is seeded.")
-flags.DEFINE_string("formats", "float,int8,int4,packed,micro", "Comma-separated formats.")
+flags.DEFINE_string("formats", "float,int8,int4,packed,packed_int8,micro",
+                    "Comma-separated formats.")
 flags.DEFINE_string("out", "export", "Output root: files go to <out>/<model>/.")
 flags.DEFINE_enum("dataset", "cifar10", list(data.CLASSES),
                   "Data set for calibration and parity images.")
@@ -91,10 +92,19 @@ def load_weights_file(name, path):
                           "check the file and --model.") from e
 
 
+def seeded_model(name, images, seed=0, **kwargs):
+    """A stand-in: `models.get(name)` after `keras.utils.set_random_seed(seed)`,
+    with BN statistics calibrated on the real `images`."""
+    import keras
+
+    from keras_onebit.export.fallback import calibrate_batchnorm
+
+    keras.utils.set_random_seed(seed)
+    return calibrate_batchnorm(models.get(name, **kwargs), images)
+
+
 def resolve_model(name, weights, calibration, seed=0):
     """(model, export name, description of where it came from)."""
-    from keras_onebit.export.fallback import seeded_model
-
     if weights:
         path = pathlib.Path(weights)
         model = load_weights_file(name, path)

@@ -13,16 +13,20 @@ kernels, never from the training graph):
   binary kernels are exactly +-127 per channel.
 - "int4": exact +-7 int4 kernels (fake_quant + `_experimental_low_bit_qat`),
   int8 activations.
-- "packed": the sign bits stay packed in the file (builtin ops only; LiteRT
-  and TFLite Micro); unpacked once at the first invoke.
+- "packed": the float model with the sign bits of each binary filter in a
+  UINT8 tensor (builtin ops only; LiteRT and TFLite Micro), expanded once at
+  the first invoke into variables; computes exactly what "float" computes.
+- "packed_int8": the same for the int8 model (+-127 int8 variables): one bit
+  per weight in the file, int8 speed; computes exactly what "int8" computes.
 - "micro": int8 + TFLite Micro 1-bit lookup tables (TFLite Micro only).
 `export_bundle` (bundle.py) writes every format with a report; the command is
 `python -m keras_onebit export`. docs/FORMAT.md has the byte layouts.
 
-Modules: packed (archive), deploy (deploy clone), tflite (conversions),
-packed_graph (in-graph packed format), micro (TFLM compression, arena, C
-source), report (measurements, report files), bundle (all formats at once),
-fallback (seeded stand-in model), files (atomic writes).
+Modules, lower first (a module imports only those before it): errors, files,
+packed (archive), deploy (deploy clone), bitpack (UINT8 sign bits in a
+.tflite), tflite (conversions), micro (TFLM compression, arena, C source),
+report (measurements, report files), fallback (BN statistics for a stand-in
+model the caller builds), bundle (all formats at once).
 """
 
 from keras_onebit.export.errors import ExportError

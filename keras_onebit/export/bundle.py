@@ -25,7 +25,8 @@ NOTES = {
     "float": "+-alpha float32 kernels, XNNPACK",
     "int8": "full-integer PTQ; binary kernels exactly +-127 per channel",
     "int4": "fake_quant int4 kernels (+-7 per channel), int8 activations",
-    "packed": "sign bits packed in the file, unpacked once into variables",
+    "packed": "float model, filters as UINT8 sign bits + alpha, unpacked once into variables",
+    "packed_int8": "int8 model, filters as UINT8 sign bits, unpacked once into int8 variables",
     "micro": "int8 + TFLM 1-bit LUT compression; TFLite Micro only",
 }
 
@@ -54,7 +55,7 @@ def prepare_dir(out_dir):
 
 def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=None,
                   source="", micro_images=20, threads=2, latency_runs=30, command="",
-                  tflm_formats=("int8", "packed"), progress=print):
+                  tflm_formats=("int8", "packed_int8"), progress=print):
     """Exports `model` in `formats` into `out_dir`; returns the report dict.
 
     `images`: real input images for the comparison with Keras; `representative`:

@@ -10,8 +10,8 @@ Modes:
 - "int4": binary kernels pass through `fake_quant` (4 bits, narrow range,
   per output channel, range +-alpha) so the converter stores them as exact
   +-7 int4 values.
-- "packed": binary kernels are `PackedConv2D` / `PackedDense` (see
-  packed_graph.py): the sign bits stay packed in the graph.
+The packed formats are made from the float and int8 conversions of this
+clone (bitpack.py), so this module knows nothing of them.
 """
 
 import keras
@@ -23,7 +23,7 @@ from keras_onebit.export.packed import all_layers
 from keras_onebit.layers import BINARY_LAYERS, ONEBIT_ARGS, is_binary
 from keras_onebit.quantizers import ApproxSign, SteSign, sign
 
-MODES = ("float", "int4", "packed")
+MODES = ("float", "int4")
 
 # Layers whose inference graph is made of TFLite builtin ops.
 SUPPORTED = {
@@ -157,10 +157,6 @@ def _clone_binary_layer(layer, mode):
                               axis=tuple(range(len(layer.kernel.shape) - 1)))
         cls = FakeQuantConv2D if conv else FakeQuantDense
         return cls(**config, kernel_range=kernel_range.tolist())
-    if mode == "packed":
-        from keras_onebit.export import packed_graph
-
-        return packed_graph.packed_layer(layer, config)
     return (keras.layers.Conv2D if conv else keras.layers.Dense)(**config)
 
 
@@ -181,8 +177,6 @@ def deploy_clone(model, mode="float"):
             continue
         if old.name != new.name:
             raise ExportError(f"Cloning {model.name!r}: layer {old.name!r} became {new.name!r}.")
-        if is_binary(old) and mode == "packed":
-            continue  # the packed layer holds its bits as a constant
         new.set_weights(_deploy_weights(old))
     return clone
 

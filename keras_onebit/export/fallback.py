@@ -1,18 +1,28 @@
-"""A stand-in model when no pretrained one is available: seeded weights and
-batch-norm statistics measured on real images (so outputs are not degenerate).
+"""Batch-norm statistics measured on real images, for a model that has none
+(a seeded stand-in, so that its outputs are not degenerate). The exporter
+never builds a model: whoever needs a stand-in (the CLI, the benchmarks)
+builds it and calls this.
 """
 
 import keras
 import numpy as np
 
-from keras_onebit import models
+from keras_onebit.walk import iter_layers
 
 
 def calibrate_batchnorm(model, images, batch_size=250):
     """Sets every BN's moving mean and variance to the average of its batch
-    statistics over `images` (momentum 1 - 1/i at batch i). Only BN moving
-    statistics change."""
-    layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+    statistics over `images` (momentum 1 - 1/i at batch i).
+
+    Args:
+        model: a Keras model; only its BN moving statistics change.
+        images: real input images, as the model takes them.
+        batch_size: images per batch.
+
+    Returns:
+        `model`.
+    """
+    layers = [layer for layer in iter_layers(model)
               if isinstance(layer, keras.layers.BatchNormalization)]
     saved = [layer.momentum for layer in layers]
     images = np.asarray(images, np.float32)
@@ -25,10 +35,3 @@ def calibrate_batchnorm(model, images, batch_size=250):
         for layer, momentum in zip(layers, saved, strict=True):
             layer.momentum = momentum
     return model
-
-
-def seeded_model(name, images, seed=0, **kwargs):
-    """`models.get(name)` with `keras.utils.set_random_seed(seed)` and BN
-    statistics calibrated on `images`."""
-    keras.utils.set_random_seed(seed)
-    return calibrate_batchnorm(models.get(name, **kwargs), images)

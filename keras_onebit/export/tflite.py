@@ -5,7 +5,11 @@
   binary kernels become exactly +-127 per channel. Float input and output.
 - "int4": fake_quant(4 bits, narrow range) kernels and the private converter
   flag `_experimental_low_bit_qat`: exact +-7 int4 kernels, int8 activations.
-- "packed": the sign bits stay packed in the file (packed_graph.py).
+- "packed": the float model with each binary filter stored as UINT8 sign
+  bits (+ alpha), expanded once at start-up into a variable (bitpack.py);
+  computes exactly what "float" computes.
+- "packed_int8": the int8 model, filters likewise as UINT8 sign bits expanded
+  once into +-127 int8 variables; computes exactly what "int8" computes.
 - "micro": the int8 model with TFLite Micro 1-bit lookup-table compression
   (micro.py); runs only on TFLite Micro.
 """
@@ -15,12 +19,13 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
+from keras_onebit.export import bitpack
 from keras_onebit.export.deploy import deploy_clone
 from keras_onebit.export.errors import ExportError
 from keras_onebit.export.files import atomic_write, check_writable
 
-FORMATS = ("float", "int8", "int4", "packed", "micro")
-QUANTIZED = ("int8", "int4", "micro")
+FORMATS = ("float", "int8", "int4", "packed", "packed_int8", "micro")
+QUANTIZED = ("int8", "int4", "packed_int8", "micro")
 REPRESENTATIVE_SAMPLES = 200
 
 
@@ -52,8 +57,9 @@ def _converter(model):
 
 def _representative(data, input_shape, samples=None):
     if data is None:
-        raise ExportError("Quantized formats (int8, int4, micro) need representative_data: "
-                          "a few hundred real input images, as the model takes them.")
+        raise ExportError("Quantized formats (int8, int4, packed_int8, micro) need "
+                          "representative_data: a few hundred real input images, as the model "
+                          "takes them.")
     try:
         data = np.asarray(data, np.float32)
     except (TypeError, ValueError) as e:
@@ -83,10 +89,8 @@ def convert(model, format="float", representative_data=None):
     """The .tflite bytes of `model` in `format` (micro: the uncompressed int8 model)."""
     if format not in FORMATS:
         raise ExportError(f"Unknown format {format!r}: expected one of {', '.join(FORMATS)}.")
-    if format == "packed":
-        from keras_onebit.export import packed_graph
-
-        return packed_graph.convert(model)
+    if format in bitpack.BASE:
+        return bitpack.pack_filters(convert(model, bitpack.BASE[format], representative_data))[0]
     mode = "int4" if format == "int4" else "float"
     representative = (_representative(representative_data, model.input_shape)
                       if format in QUANTIZED else None)

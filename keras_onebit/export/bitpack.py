@@ -1,0 +1,354 @@
+"""Sign bits in UINT8 tensors: a converted .tflite model with its binary filters
+replaced by packed bits that are expanded once, at start-up, into variables.
+
+`pack_filters(model_bytes)` edits the flatbuffer of a float or int8 model the
+converter wrote (no converter runs again, so nothing folds the unpack back
+into constants). Every CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED filter
+holding one magnitude per output channel (a binary kernel: +-alpha in a float
+model, +-127 in an int8 one; any such filter is stored exactly) becomes:
+
+    file:     one UINT8 constant of sign bits per filter, in the byte layout of
+              the .onebit archive (docs/FORMAT.md): the Keras kernel (HWIO, or
+              IO for a dense layer) flattened in C order, weight i = bit 7 - i % 8
+              of byte i // 8, 1 = +1; float filters also keep alpha (one float32,
+              or one per output channel)
+    start-up: a CALL_ONCE sub-graph, per filter: DEQUANTIZE (uint8 -> float)
+              -> CAST (int32) -> GATHER from a shared 256 x 8 table (the eight
+              signs of each byte value, +-127 int8 or +-1.0 float) -> RESHAPE
+              (K, C_out) [-> SLICE when K * C_out is not a multiple of 8]
+              -> TRANSPOSE (C_out, K) -> RESHAPE to the filter's shape [-> MUL
+              alpha] -> ASSIGN_VARIABLE
+    inference: VAR_HANDLE -> READ_VARIABLE -> the original operator
+
+The operator, its quantization (per-channel int8 scales stay on the filter
+tensor) and everything else in the graph are unchanged, so the packed model
+computes exactly what the model it came from computes. All operators are
+builtin and run on stock LiteRT and in TFLite Micro (whose CAST takes no
+uint8, hence DEQUANTIZE first). Output bytes depend only on the input bytes.
+"""
+
+import flatbuffers
+import numpy as np
+
+from keras_onebit.export.errors import ExportError
+
+BASE = {"packed": "float", "packed_int8": "int8"}  # format -> the conversion it packs
+FILTER_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+MIN_WEIGHTS = 64  # smaller filters stay constants (the unpack would cost more bytes)
+
+
+def _schema():
+    try:
+        from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+    except ImportError:
+        from tensorflow.lite.python import schema_py_generated as schema
+    return schema
+
+
+def sign_table(dtype):
+    """(256, 8): row v holds the signs of the bits of byte v, most significant
+    first, as +-127 (int8) or +-1.0 (float32)."""
+    bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="big")
+    signs = 2 * bits.astype(np.int16) - 1
+    return (signs * 127).astype(np.int8) if dtype == np.int8 else signs.astype(np.float32)
+
+
+def filter_matrix(array):
+    """The Keras kernel matrix (K, C_out) of a TFLite filter (C_out, ...) or, for
+    DEPTHWISE_CONV_2D, (1, kh, kw, C_out)."""
+    return array.reshape(array.shape[0], -1).T
+
+
+def binary_alpha(array, depthwise=False):
+    """Per-output-channel magnitude of a filter holding one magnitude per channel,
+    else None."""
+    matrix = array.reshape(-1, array.shape[-1]) if depthwise else filter_matrix(array)
+    magnitude = np.abs(matrix.astype(np.float64))
+    alpha = magnitude.max(axis=0)
+    if not np.all(magnitude == alpha[None, :]):
+        return None
+    return alpha
+
+
+class _Editor:
+    """Adds tensors, buffers and operators to a flatbuffer object model."""
+
+    def __init__(self, model, schema):
+        self.model, self.s = model, schema
+        self.codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+
+    def opcode(self, name, version=1):
+        op = getattr(self.s.BuiltinOperator, name)
+        for i, code in enumerate(self.model.operatorCodes):
+            if self.codes[i] == op and code.version >= version:
+                return i
+        code = self.s.OperatorCodeT()
+        code.builtinCode, code.deprecatedBuiltinCode, code.version = op, min(op, 127), version
+        self.model.operatorCodes.append(code)
+        self.codes.append(op)
+        return len(self.codes) - 1
+
+    def tensor(self, subgraph, shape, dtype, data=None, quantization=None):
+        tensor = self.s.TensorT()
+        tensor.shape = np.asarray(shape, np.int32)
+        tensor.type = dtype
+        tensor.name = b""
+        tensor.quantization = quantization
+        if data is not None:
+            buffer = self.s.BufferT()
+            buffer.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), np.uint8)
+            self.model.buffers.append(buffer)
+            tensor.buffer = len(self.model.buffers) - 1
+        subgraph.tensors.append(tensor)
+        return len(subgraph.tensors) - 1
+
+    def op(self, name, inputs, outputs, options=None, version=1):
+        op = self.s.OperatorT()
+        op.opcodeIndex = self.opcode(name, version)
+        op.inputs = np.asarray(inputs, np.int32)
+        op.outputs = np.asarray(outputs, np.int32)
+        if options is not None:
+            op.builtinOptionsType = getattr(self.s.BuiltinOptions, type(options).__name__[:-1])
+            op.builtinOptions = options
+        return op
+
+
+def _options(schema, name, **fields):
+    value = getattr(schema, name + "OptionsT")()
+    for key, v in fields.items():
+        setattr(value, key, v)
+    return value
+
+
+class _Unpacker:
+    """Builds the start-up operators of one sub-graph: UINT8 sign bits -> a
+    kernel value -> ASSIGN_VARIABLE. Constants (the sign table, shapes, the
+    permutation) are shared by every kernel of the sub-graph."""
+
+    def __init__(self, editor, subgraph):
+        self.ed, self.sg = editor, subgraph
+        self.s = editor.s
+        self.shared = {}
+        self.byte_q = self.s.QuantizationParametersT()
+        self.byte_q.scale = np.asarray([1.0], np.float32)
+        self.byte_q.zeroPoint = np.asarray([0], np.int64)
+
+    def const(self, array, dtype):
+        array = np.ascontiguousarray(array)
+        key = (array.dtype.str, array.shape, array.tobytes(), dtype)
+        if key not in self.shared:
+            self.shared[key] = self.ed.tensor(self.sg, array.shape, dtype, array)
+        return self.shared[key]
+
+    def add(self, name, inputs, shape, dtype, options=None, version=1):
+        out = self.ed.tensor(self.sg, shape, dtype)
+        self.sg.operators.append(self.ed.op(name, inputs, [out], options, version))
+        return out
+
+    def shape_of(self, tensor):
+        return [int(d) for d in self.sg.tensors[tensor].shape]
+
+    def matrix(self, bits, shape, dtype):
+        """The (K, C_out) matrix of +-1 (float32) or +-127 (int8) from `bits`
+        (np.packbits order, big-endian bits): DEQUANTIZE, CAST, GATHER, RESHAPE
+        [, SLICE]."""
+        T, s = self.s.TensorType, self.s
+        version = 2 if dtype == T.INT8 else 1
+        table = self.const(sign_table(np.int8 if dtype == T.INT8 else np.float32), dtype)
+        b = self.ed.tensor(self.sg, bits.shape, T.UINT8, bits, self.byte_q)
+        f = self.add("DEQUANTIZE", [b], bits.shape, T.FLOAT32)
+        i = self.add("CAST", [f], bits.shape, T.INT32,
+                     _options(s, "Cast", inDataType=T.FLOAT32, outDataType=T.INT32))
+        g = self.add("GATHER", [table, i], (bits.size, 8), dtype,
+                     _options(s, "Gather", axis=0, batchDims=0), version)
+        count = int(np.prod(shape))
+        if bits.size * 8 != count:
+            g = self.reshape(g, [bits.size * 8])
+            g = self.add("SLICE", [g, self.const(np.zeros(1, np.int32), T.INT32),
+                                   self.const(np.asarray([count], np.int32), T.INT32)],
+                         (count,), dtype, _options(s, "Slice"), version)
+        return self.reshape(g, list(shape))
+
+    def reshape(self, value, shape):
+        if self.shape_of(value) == list(shape):
+            return value
+        dims = self.const(np.asarray(shape, np.int32), self.s.TensorType.INT32)
+        return self.add("RESHAPE", [value, dims], shape, self.sg.tensors[value].type,
+                        _options(self.s, "Reshape", newShape=list(shape)))
+
+    def transpose(self, value):
+        rows, cols = self.shape_of(value)
+        dtype = self.sg.tensors[value].type
+        perm = self.const(np.asarray([1, 0], np.int32), self.s.TensorType.INT32)
+        return self.add("TRANSPOSE", [value, perm], (cols, rows), dtype,
+                        _options(self.s, "Transpose"),
+                        2 if dtype == self.s.TensorType.INT8 else 1)
+
+    def scale(self, value, alpha, axis):
+        """value * alpha: one float32 when every channel has the same alpha, else
+        one per channel along `axis`."""
+        alpha = np.asarray(alpha, np.float32)
+        shape = self.shape_of(value)
+        if np.all(alpha == alpha[0]):
+            a = self.const(alpha[:1].reshape(()), self.s.TensorType.FLOAT32)
+        else:
+            dims = [1] * len(shape)
+            dims[axis] = alpha.size
+            a = self.const(alpha.reshape(dims), self.s.TensorType.FLOAT32)
+        return self.add("MUL", [value, a], shape, self.s.TensorType.FLOAT32,
+                        _options(self.s, "Mul"))
+
+    def assign(self, name, value):
+        handle = self.ed.tensor(self.sg, (), self.s.TensorType.RESOURCE)
+        self.sg.operators.append(self.ed.op("VAR_HANDLE", [], [handle], _options(
+            self.s, "VarHandle", container=b"", sharedName=name)))
+        self.sg.operators.append(self.ed.op("ASSIGN_VARIABLE", [handle, value], [],
+                                            _options(self.s, "AssignVariable")))
+
+
+def _per_tensor_if_uniform(tensor):
+    """One scale and zero point instead of one per channel when all are equal
+    (a per-layer alpha): the same multipliers, 12 bytes less per channel."""
+    q = tensor.quantization
+    if q is None or q.scale is None or len(q.scale) <= 1:
+        return
+    zero = np.asarray(q.zeroPoint if q.zeroPoint is not None else [0])
+    if np.all(q.scale == q.scale[0]) and np.all(zero == zero[0]):
+        q.scale = np.asarray(q.scale[:1], np.float32)
+        q.zeroPoint = np.asarray(zero[:1], np.int64)
+        q.quantizedDimension = 0
+
+
+def strip_names(model):
+    """Blanks the names of inner tensors (the converter's carry long layer paths)
+    and drops empty quantization tables; graph inputs and outputs keep theirs."""
+    for n, subgraph in enumerate(model.subgraphs):
+        io = {int(i) for part in (subgraph.inputs, subgraph.outputs) if part is not None
+              for i in part} if n == 0 else set()
+        for index, tensor in enumerate(subgraph.tensors or []):
+            if index not in io:
+                tensor.name = b""
+            q = tensor.quantization
+            if q is not None and (q.scale is None or len(q.scale) == 0):
+                tensor.quantization = None
+
+
+def _binary_filters(model, schema, min_weights):
+    """{tensor index: (alpha, depthwise)} of the constant binary filters of the main
+    sub-graph, and the consumers of each {tensor index: [operator index]}."""
+    main = model.subgraphs[0]
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    wanted = {getattr(schema.BuiltinOperator, name) for name in FILTER_OPS}
+    depthwise_code = schema.BuiltinOperator.DEPTHWISE_CONV_2D
+    found, consumers = {}, {}
+    for index, op in enumerate(main.operators):
+        for i in op.inputs:
+            consumers.setdefault(int(i), []).append(index)
+        if codes[op.opcodeIndex] not in wanted or len(op.inputs) < 2 or op.inputs[1] < 0:
+            continue
+        t = int(op.inputs[1])
+        tensor = main.tensors[t]
+        data = model.buffers[tensor.buffer].data if tensor.buffer else None
+        if data is None or tensor.type not in (schema.TensorType.INT8, schema.TensorType.FLOAT32):
+            continue
+        dtype = np.int8 if tensor.type == schema.TensorType.INT8 else np.float32
+        array = np.frombuffer(bytes(data), dtype).reshape(tensor.shape)
+        if array.size < min_weights:
+            continue
+        depthwise = codes[op.opcodeIndex] == depthwise_code
+        alpha = binary_alpha(array, depthwise)
+        if alpha is not None and t not in found:
+            found[t] = (alpha, depthwise, array)
+    for t in list(found):  # only filters: never an input of other operators
+        users = consumers[t]
+        if any(int(main.operators[u].inputs[1]) != t or list(main.operators[u].inputs).count(t) > 1
+               for u in users):
+            del found[t]
+    return found, consumers
+
+
+def pack_filters(model_bytes, min_weights=MIN_WEIGHTS):
+    """The model with its binary filters as UINT8 sign bits (see the module
+    docstring). Returns (bytes, number of filters packed)."""
+    schema = _schema()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    if len(model.subgraphs) != 1:
+        raise ExportError("Packing sign bits: expected a model with one sub-graph, found "
+                          f"{len(model.subgraphs)}.")
+    found, consumers = _binary_filters(model, schema, min_weights)
+    if not found:
+        raise ExportError("The model has no binary filters to pack (no CONV_2D, "
+                          "DEPTHWISE_CONV_2D or FULLY_CONNECTED filter of at least "
+                          f"{min_weights} weights with one magnitude per channel).")
+    main = model.subgraphs[0]
+    ed = _Editor(model, schema)
+    T = schema.TensorType
+    init = schema.SubGraphT()
+    init.tensors, init.operators, init.inputs, init.outputs = [], [], [], []
+    init.name = b"onebit_unpack"
+    model.subgraphs.append(init)
+    init_index = len(model.subgraphs) - 1
+
+    unpack = _Unpacker(ed, init)
+    conv_code = schema.BuiltinOperator.CONV_2D
+    reads = {}  # consumer operator index -> [VAR_HANDLE, READ_VARIABLE] to insert before it
+    for n, (t, (alpha, depthwise, array)) in enumerate(sorted(found.items())):
+        filt = main.tensors[t]
+        is_int8 = filt.type == T.INT8
+        matrix = array.reshape(-1, array.shape[-1]) if depthwise else filter_matrix(array)
+        name = f"onebit_var_{n}".encode()
+        value = unpack.matrix(np.packbits(matrix.reshape(-1) > 0, bitorder="big"), matrix.shape,
+                              T.INT8 if is_int8 else T.FLOAT32)
+        if not depthwise:  # TFLite filters are (C_out, ...): the transposed matrix
+            value = unpack.transpose(value)
+        value = unpack.reshape(value, [int(d) for d in filt.shape])
+        if not is_int8:
+            value = unpack.scale(value, alpha, -1 if depthwise else 0)
+        unpack.assign(name, value)
+        if is_int8:
+            _per_tensor_if_uniform(filt)
+            for u in consumers[t]:
+                inputs = main.operators[u].inputs
+                if len(inputs) > 2 and inputs[2] >= 0:
+                    bias = main.tensors[int(inputs[2])]
+                    if ed.codes[main.operators[u].opcodeIndex] == conv_code:
+                        bias.quantization = None  # see _drop_bias_quantization
+                    else:
+                        _per_tensor_if_uniform(bias)
+        # inference: the filter becomes the variable's value
+        model.buffers[filt.buffer].data = None
+        filt.buffer = 0
+        main_handle = ed.tensor(main, (), T.RESOURCE)
+        reads.setdefault(min(consumers[t]), []).extend([
+            ed.op("VAR_HANDLE", [], [main_handle], _options(schema, "VarHandle", container=b"",
+                                                           sharedName=name)),
+            ed.op("READ_VARIABLE", [main_handle], [t], _options(schema, "ReadVariable"))])
+    operators = [ed.op("CALL_ONCE", [], [], _options(schema, "CallOnce",
+                                                      initSubgraphIndex=init_index))]
+    for index, op in enumerate(main.operators):
+        operators += reads.get(index, []) + [op]
+    main.operators = operators
+    _drop_empty_buffers(model)
+    strip_names(model)
+    builder = flatbuffers.Builder(len(model_bytes) // 4 + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output()), len(found)
+
+
+def _drop_empty_buffers(model):
+    """Removes buffers no tensor or metadata uses any more (the emptied filters)."""
+    used = {0}
+    for subgraph in model.subgraphs:
+        used.update(int(t.buffer) for t in subgraph.tensors)
+    used.update(int(m.buffer) for m in model.metadata or [])
+    keep = sorted(used)
+    new_index = {old: new for new, old in enumerate(keep)}
+    model.buffers = [model.buffers[i] for i in keep]
+    for subgraph in model.subgraphs:
+        for t in subgraph.tensors:
+            t.buffer = new_index[int(t.buffer)]
+    for m in model.metadata or []:
+        m.buffer = new_index[int(m.buffer)]
+    if model.metadataBuffer is not None and len(model.metadataBuffer):
+        model.metadataBuffer = np.asarray([new_index[int(i)] for i in model.metadataBuffer
+                                           if int(i) in new_index], np.int32)
