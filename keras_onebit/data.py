@@ -93,16 +93,20 @@ def _load_local(name, directory):
     return None
 
 
-def _npy_header(f):
-    """(shape, dtype) of the .npy header at the start of `f`."""
+def npy_header(f):
+    """(shape, fortran_order, dtype) of the .npy header at the start of the
+    binary file `f`, which is left at the start of the data (nothing else read).
+
+    Raises:
+        ValueError: not a .npy header of version 1.0 or 2.0 (numpy's own
+            errors for a malformed one: ValueError, EOFError, SyntaxError).
+    """
     version = np.lib.format.read_magic(f)
     if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-    elif version == (2, 0):
-        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-    else:
-        raise ValueError(f".npy format version {version} is not read here (1.0 and 2.0 are)")
-    return shape, dtype
+        return np.lib.format.read_array_header_1_0(f)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(f)
+    raise ValueError(f".npy format version {version} is not read here (1.0 and 2.0 are)")
 
 
 def _check_npz_members(path):
@@ -118,7 +122,7 @@ def _check_npz_members(path):
             if not name.endswith(".npy"):
                 continue
             with zf.open(info) as f:
-                shape, dtype = _npy_header(f)
+                shape, _, dtype = npy_header(f)
                 data_bytes = info.file_size - f.tell()
             if not dtype.hasobject and math.prod(shape) * dtype.itemsize != data_bytes:
                 raise DataError(f"{path}: array {name[:-4]} declares {dtype}{tuple(shape)} but "

@@ -26,3 +26,14 @@ def mnist(shared):
 def cifar10(shared):
     with np.load(shared / "data" / "cifar10.npz", allow_pickle=False) as d:
         return {k: d[k] for k in d.files if k != "note"}
+
+
+def tree_state(*roots):
+    """{file: (size, mtime_ns)} under `roots`."""
+    state = {}
+    for root in roots:
+        for p in pathlib.Path(root).rglob("*"):
+            if p.is_file():
+                st = p.stat()
+                state[p] = (st.st_size, st.st_mtime_ns)
+    return state

@@ -22,6 +22,7 @@ import keras_onebit as kob
 from keras_onebit import export
 from keras_onebit.errors import Error
 from keras_onebit.export import packed
+from tests.conftest import tree_state
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -68,17 +69,6 @@ def with_floats(data, change):
 
 def tensor(manifest, path):
     return next(t for t in manifest["tensors"] if t["path"] == path)
-
-
-def tree_state(*roots):
-    """{file: (size, mtime_ns)} under `roots`."""
-    state = {}
-    for root in roots:
-        for p in pathlib.Path(root).rglob("*"):
-            if p.is_file():
-                st = p.stat()
-                state[p] = (st.st_size, st.st_mtime_ns)
-    return state
 
 
 @pytest.fixture

@@ -20,19 +20,9 @@ import keras_onebit as kob
 from keras_onebit import data as datasets
 from keras_onebit.errors import ConfigError, Error
 from keras_onebit.hub import MatFormatError, mcdonnell
+from tests.conftest import tree_state
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def tree_state(*roots):
-    """{file: (size, mtime_ns)} under `roots`."""
-    state = {}
-    for root in roots:
-        for p in pathlib.Path(root).rglob("*"):
-            if p.is_file():
-                st = p.stat()
-                state[p] = (st.st_size, st.st_mtime_ns)
-    return state
 
 
 @pytest.fixture

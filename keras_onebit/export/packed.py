@@ -33,6 +33,7 @@ import keras
 import numpy as np
 
 from keras_onebit import quantizers, walk
+from keras_onebit.data import npy_header
 from keras_onebit.export.errors import ExportError
 from keras_onebit.export.files import atomic_write, check_writable
 from keras_onebit.layers import is_binary
@@ -394,16 +395,7 @@ def _parse_manifest(path, raw):
 def _npy_header(path, name, f):
     """(shape, dtype) from the .npy header at the start of `f` (no data read)."""
     try:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise ExportError(f"{path}: entry {name} is a .npy version {version}; the format "
-                              "uses 1.0.")
-    except ExportError:
-        raise
+        shape, _, dtype = npy_header(f)
     except (ValueError, EOFError, OSError, SyntaxError, TypeError) as e:
         raise ExportError(f"{path}: entry {name} is corrupt or truncated "
                           f"({_one_line(e)}).") from e

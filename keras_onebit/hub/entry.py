@@ -13,18 +13,6 @@ from keras_onebit.hub.errors import HubError
 PREPROCESSING = "raw pixels 0..255 as float32, NHWC; no mean/std: the model's input BN normalizes"
 
 
-def _is_str(value):
-    return isinstance(value, str)
-
-
-def _is_dict(value):
-    return isinstance(value, dict)
-
-
-def _is_bool(value):
-    return isinstance(value, bool)
-
-
 # The config.json fields the hub uses: (field, required, test, what the value must be).
 # An optional field may be null.
 CONFIG_FIELDS = (
@@ -33,10 +21,10 @@ CONFIG_FIELDS = (
     ("weights", True, registry.is_plain_name, registry.NAME_RULE),
     ("weights_sha256", True, registry.is_sha256, "64 hexadecimal digits"),
     ("weights_bytes", False, registry.is_count, "a non-negative integer"),
-    ("factory_kwargs", False, _is_dict, "an object"),
-    ("binary", False, _is_bool, "true or false"),
-    ("dataset", False, _is_str, "a string"),
-    ("source", False, _is_dict, "an object"),
+    ("factory_kwargs", False, registry.is_dict, "an object"),
+    ("binary", False, registry.is_bool, "true or false"),
+    ("dataset", False, registry.is_str, "a string"),
+    ("source", False, registry.is_dict, "an object"),
 )
 
 

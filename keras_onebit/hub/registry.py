@@ -207,15 +207,15 @@ def is_url(value):
     return parts.scheme in URL_SCHEMES and bool(parts.netloc)
 
 
-def _is_str(value):
+def is_str(value):
     return isinstance(value, str)
 
 
-def _is_bool(value):
+def is_bool(value):
     return isinstance(value, bool)
 
 
-def _is_dict(value):
+def is_dict(value):
     return isinstance(value, dict)
 
 
@@ -226,12 +226,12 @@ MANIFEST_FIELDS = (
     ("bytes", False, is_count, "a non-negative integer"),
     ("url", False, is_url, "an http://, https:// or file:// URL"),
     ("path", False, is_plain_name, "a plain folder name under the manifest's folder"),
-    ("source_format", False, _is_str, "a string"),
-    ("factory", False, _is_str, "a string"),
-    ("factory_kwargs", False, _is_dict, "an object"),
-    ("dataset", False, _is_str, "a string"),
-    ("binary", False, _is_bool, "true or false"),
-    ("default", False, _is_bool, "true or false"),
+    ("source_format", False, is_str, "a string"),
+    ("factory", False, is_str, "a string"),
+    ("factory_kwargs", False, is_dict, "an object"),
+    ("dataset", False, is_str, "a string"),
+    ("binary", False, is_bool, "true or false"),
+    ("default", False, is_bool, "true or false"),
 )
 
 
