@@ -57,6 +57,10 @@ class OneBitKernelMixin:
         self.gradient = getattr(self.kernel_quantizer, "gradient", gradient)
         self.input_quantizer = quantizers.get(input_quantizer)
         self.input_storage = storage.get(input_storage)
+        # The random state of stochastic storage belongs to the layer (a tracked
+        # SeedGenerator: seeded draws inside a compiled JAX step; not a weight).
+        self.storage_seed = (None if self.input_storage is None
+                             else keras.random.SeedGenerator(name="storage_seed"))
 
     @property
     def precision(self):
@@ -121,7 +125,7 @@ class OneBitKernelMixin:
         inputs, kernel = self.quantize_input(inputs), self.forward_kernel(kernel)
         if self.input_storage is None or not training:
             return op(inputs, kernel)
-        return self.input_storage.apply(op, inputs, kernel)
+        return self.input_storage.apply(op, inputs, kernel, seed=self.storage_seed)
 
     def check_packable(self):
         """Raises `ConfigError` unless the kernel is stored as sign bits and a
@@ -255,9 +259,13 @@ class ZeroChannels(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_onebit")
 class ShiftedReLU(keras.layers.Layer):
-    """max(x, -1): the ReLU of the WRN variant without batch norm."""
+    """max(x, -1): the ReLU of the WRN variant without batch norm. In
+    training its backward pass keeps the one-bit mask x >= -1 instead of the
+    float input (the same gradient, tf.maximum's)."""
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
+        if training:
+            return storage.relu_keeping_a_bit_mask(inputs, floor=-1.0)
         return ops.maximum(inputs, -1.0)
 
 

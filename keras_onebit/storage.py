@@ -24,35 +24,109 @@ keeps for the backward pass.
 import keras
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
-from keras_onebit.errors import ConfigError, require_tensorflow_backend
-from keras_onebit.quantizers import Quantizer
+from keras_onebit.errors import ConfigError
+from keras_onebit.quantizers import Quantizer, _upstream
 
 SCALES = ("max", "percentile")
 SAMPLE = 65536  # elements used to estimate a percentile
 SHIFTS = np.arange(8, dtype=np.uint8)
 
 
+def _on_jax():
+    return keras.backend.backend() == "jax"
+
+
+def _check_backend(what):
+    backend = keras.backend.backend()
+    if backend not in ("tensorflow", "jax"):
+        from keras_onebit.errors import BackendError
+
+        raise BackendError(f"{what} runs on the TensorFlow and JAX backends; Keras runs on "
+                           f"{backend!r}.")
+
+
+def _static_size(x):
+    """The number of elements of x as a Python int, or None when a dimension
+    is only known at run time (a TensorFlow graph with a free batch size)."""
+    shape = tuple(x.shape)
+    return None if any(d is None for d in shape) else int(np.prod(shape, dtype=np.int64))
+
+
 def pack_bits(bits):
     """uint8 (ceil(n / 8),) from a 0/1 tensor of n elements (bit k of byte j
     is element 8 j + k, least significant first; zero padding)."""
+    if _on_jax():
+        import jax.numpy as jnp
+
+        return jnp.packbits(jnp.ravel(jnp.asarray(bits)).astype(bool), bitorder="little")
     flat = tf.reshape(tf.cast(bits, tf.uint8), [-1])  # 1 byte per element, transient
     flat = tf.pad(flat, [[0, (-tf.size(flat)) % 8]])
     return tf.reduce_sum(tf.reshape(flat, [-1, 8]) * tf.constant(1 << SHIFTS), axis=1)
 
 
-def unpack_bits(packed, shape, dtype=tf.float32):
+def unpack_bits(packed, shape, dtype="float32"):
     """The 0/1 tensor of `shape` that `pack_bits` packed."""
+    if _on_jax():
+        import jax.numpy as jnp
+
+        shape = tuple(int(d) for d in shape)
+        bits = jnp.unpackbits(packed, count=int(np.prod(shape, dtype=np.int64)),
+                              bitorder="little")
+        return bits.reshape(shape).astype(keras.backend.standardize_dtype(dtype))
     bits = tf.bitwise.bitwise_and(
         tf.bitwise.right_shift(packed[:, None], tf.constant(SHIFTS)), tf.constant(1, tf.uint8))
     flat = tf.reshape(bits, [-1])[: tf.reduce_prod(shape)]
     return tf.reshape(tf.cast(flat, dtype), shape)
 
 
+def _after(tensors, fn):
+    """fn() whose ops run only once `tensors` exist. On TensorFlow an op
+    without a data input (a random draw of a static shape, the decoding of
+    stored bits) is otherwise run by the graph executor as soon as the step
+    starts, and its float output stays alive until its consumer runs: every
+    layer's random numbers at once in the forward pass, every decoded copy
+    at once in the backward pass. XLA (JAX) schedules by data dependencies
+    and memory, so there it is just fn()."""
+    if _on_jax():
+        return fn()
+    with tf.control_dependencies(tensors):
+        return fn()
+
+
+def _shape(x):
+    """x's shape: Python ints on JAX, a runtime shape tensor on TensorFlow."""
+    return tuple(x.shape) if _on_jax() else tf.shape(x)
+
+
+def _vjp(op, x, kernel, dy):
+    """(d/dx, d/dkernel) of sum(op(x, kernel) * dy), by the backend's autodiff
+    (op is re-run on the decoded copy: in a graph its output is not used and
+    is pruned, XLA drops it too)."""
+    if _on_jax():
+        import jax
+
+        return jax.vjp(op, x, kernel)[1](dy)
+    with tf.GradientTape() as tape:
+        tape.watch([x, kernel])
+        y = op(x, kernel)
+    dx, dkernel = tape.gradient(y, [x, kernel], output_gradients=dy)
+    # dx (the way on to the earlier layers) waits for dkernel, so dy and the
+    # decoded copy are freed before the next layer's copy is decoded.
+    with tf.control_dependencies([dkernel]):
+        return tf.identity(dx), dkernel
+
+
 @keras.saving.register_keras_serializable(package="keras_onebit")
 class StochasticBinaryStorage(Quantizer):
     """Keeps a layer's input for the weight gradient as one random bit per
     element (see the module docstring). A layer takes it as `input_storage`.
+
+    Written with `keras.ops`, `keras.ops.custom_gradient` and `keras.random`
+    (the layer owns a `keras.random.SeedGenerator` and passes it to `apply`,
+    so the draws are seeded random ops inside a compiled JAX step too): runs
+    on the TensorFlow and JAX backends.
 
     Args:
         scale: `"max"` (default), `"percentile"`, or a fixed float s.
@@ -68,81 +142,110 @@ class StochasticBinaryStorage(Quantizer):
             raise ConfigError(f"percentile must be in (0, 100], got {percentile}.")
         self.scale = float(scale) if isinstance(scale, (int, float)) else scale
         self.percentile = float(percentile)
+        self._seed_generator = None  # for calls without a layer's generator
 
     def value_range(self, x):
         """(lo, s): the stored values are lo and lo + s."""
-        lo = tf.minimum(tf.reduce_min(x), 0.0)
+        x = ops.convert_to_tensor(x)
+        lo = ops.minimum(ops.min(x), ops.cast(0.0, x.dtype))
         if self.scale == "max":
-            s = tf.reduce_max(x) - lo
+            s = ops.max(x) - lo
         elif self.scale == "percentile":
-            flat = tf.reshape(x, [-1])
+            s = self._percentile(x) - lo
+        else:
+            s = ops.cast(self.scale, x.dtype)
+        return lo, ops.maximum(s, ops.cast(1e-12, x.dtype))
+
+    def _percentile(self, x):
+        """The percentile of x, from a strided sample of about SAMPLE elements."""
+        flat = ops.reshape(x, [-1])
+        n = _static_size(x)
+        if n is None:  # TensorFlow graph with a free batch size
             sample = flat[:: tf.maximum(tf.size(flat) // SAMPLE, 1)]
             rank = tf.cast(tf.round((tf.cast(tf.size(sample), tf.float32) - 1.0)
                                     * self.percentile / 100.0), tf.int32)
-            s = tf.sort(sample)[rank] - lo
-        else:
-            s = tf.constant(self.scale, x.dtype)
-        return lo, tf.maximum(s, tf.constant(1e-12, x.dtype))
+            return tf.sort(sample)[rank]
+        sample = flat[:: max(n // SAMPLE, 1)]
+        count = -(-n // max(n // SAMPLE, 1))
+        return ops.sort(sample)[int(round((count - 1) * self.percentile / 100.0))]
 
-    def encode(self, x):
-        """(packed uint8 bits, lo, s) of a random one-bit copy of x."""
+    def encode(self, x, seed=None):
+        """(packed uint8 bits, lo, s) of a random one-bit copy of x: bit 1
+        with probability clip((x - lo) / s, 0, 1), i.e. where u * s < x - lo
+        for u uniform in [0, 1). `seed`: a `keras.random.SeedGenerator`
+        (default: one this object owns)."""
+        x = ops.convert_to_tensor(x)
         lo, s = self.value_range(x)
-        p = tf.clip_by_value((x - lo) / s, 0.0, 1.0)
-        return pack_bits(tf.random.uniform(tf.shape(x), dtype=x.dtype) < p), lo, s
+        if seed is None:
+            if self._seed_generator is None:
+                self._seed_generator = keras.random.SeedGenerator()
+            seed = self._seed_generator
+        u = _after([x], lambda: keras.random.uniform(_shape(x), dtype=x.dtype, seed=seed))
+        return pack_bits(u * s < x - lo), lo, s
 
-    def decode(self, packed, lo, s, shape, dtype=tf.float32):
+    def decode(self, packed, lo, s, shape, dtype="float32"):
         return lo + s * unpack_bits(packed, shape, dtype)
 
-    def __call__(self, x):
+    def __call__(self, x, seed=None):
         """A random one-bit copy of x, decoded (for inspection and tests)."""
-        x = tf.convert_to_tensor(x)
-        return self.decode(*self.encode(x), tf.shape(x), x.dtype)
+        x = ops.convert_to_tensor(x)
+        return self.decode(*self.encode(x, seed), _shape(x), x.dtype)
 
-    def apply(self, op, x, kernel):
+    def apply(self, op, x, kernel, seed=None):
         """op(x, kernel), a linear map of x, whose backward pass keeps only
-        the packed bits of x: d/dx exact, d/dkernel from the one-bit copy."""
-        require_tensorflow_backend("Stochastic one-bit input storage")
+        the packed bits of x (and two scalars): d/dx exact, d/dkernel from the
+        one-bit copy. Nothing of the float x is captured by the gradient
+        function (tests/test_storage.py inspects the training graph).
+        `seed`: the calling layer's `keras.random.SeedGenerator`."""
+        _check_backend("Stochastic one-bit input storage")
+        x, kernel = ops.convert_to_tensor(x), ops.convert_to_tensor(kernel)
+        # Drawn outside the custom gradient: the seed generator's state update
+        # must happen in the layer's own trace on JAX.
+        packed, lo, s = self.encode(ops.stop_gradient(x), seed)
+        shape, dtype = _shape(x), x.dtype  # not x itself: a closure would keep it
 
-        @tf.custom_gradient
+        @ops.custom_gradient
         def forward(x, kernel):
-            packed, lo, s = self.encode(x)
-            shape = tf.shape(x)
+            def grad(*args, upstream=None):
+                dy = _upstream(args, upstream)
+                # Decoded only once dy exists, so copies are made one layer at a time.
+                stored = _after([dy], lambda: self.decode(packed, lo, s, shape, dtype))
+                return _vjp(op, stored, kernel, dy)
 
-            def grad(dy):
-                # Decoding waits for dy: the graph executor would otherwise
-                # run it as soon as the bits exist (in the forward pass) and
-                # keep every decoded float copy alive until its use.
-                with tf.control_dependencies([dy]):
-                    stored = self.decode(packed, lo, s, shape, x.dtype)
-                with tf.GradientTape() as tape:  # its forward op is pruned in graphs
-                    tape.watch([stored, kernel])
-                    y = op(stored, kernel)
-                return tape.gradient(y, [stored, kernel], output_gradients=dy)
+            # The output waits for the bits: the next layers cannot run (and
+            # make new activations) while x is still waiting to be encoded.
+            return _after([packed, lo, s], lambda: op(x, kernel)), grad
 
-            return op(x, kernel), grad
-
-        return forward(tf.convert_to_tensor(x), tf.convert_to_tensor(kernel))
+        return forward(x, kernel)
 
     def get_config(self):
         return {"scale": self.scale, "percentile": self.percentile}
 
 
-def relu_keeping_a_bit_mask(x):
-    """max(x, 0) whose backward pass keeps the mask x > 0 packed 8 per byte
-    instead of the float output (exact gradient: dy * 1[x > 0])."""
+def relu_keeping_a_bit_mask(x, floor=0.0):
+    """max(x, floor) whose backward pass keeps a one-bit mask packed 8 per
+    byte instead of a float tensor. The gradient is TensorFlow's, exactly, on
+    every backend: dy * 1[x > 0] for the ReLU (floor 0), dy * 1[x >= floor]
+    for another floor (tf.maximum's: a tie goes to x; JAX's own maximum
+    would give a tie half)."""
+    _check_backend("A bit-mask ReLU in training")
+    x = ops.convert_to_tensor(x)
+    floor = float(floor)
 
-    @tf.custom_gradient
+    @ops.custom_gradient
     def relu(x):
-        mask = pack_bits(x > 0)
-        shape = tf.shape(x)
+        mask = pack_bits(x > 0 if floor == 0.0 else x >= floor)
+        shape = _shape(x)
 
-        def grad(dy):
-            with tf.control_dependencies([dy]):  # unpack late, as in `apply`
-                return dy * unpack_bits(mask, shape, dy.dtype)
+        def grad(*args, upstream=None):
+            dy = _upstream(args, upstream)
+            return dy * _after([dy], lambda: unpack_bits(mask, shape, dy.dtype))
 
-        return tf.nn.relu(x), grad
+        if floor == 0.0:  # the output waits for the mask, as in `apply`
+            return _after([mask], lambda: ops.relu(x)), grad
+        return _after([mask], lambda: ops.maximum(x, ops.cast(floor, x.dtype))), grad
 
-    return relu(tf.convert_to_tensor(x))
+    return relu(x)
 
 
 @keras.saving.register_keras_serializable(package="keras_onebit")
@@ -154,7 +257,6 @@ class BitMaskReLU(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         if training:
-            require_tensorflow_backend("BitMaskReLU in training")
             return relu_keeping_a_bit_mask(inputs)
         return keras.ops.relu(inputs)
 
