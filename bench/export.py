@@ -28,12 +28,14 @@ from common import alternate, median, save  # noqa: E402
 
 from keras_onebit import models  # noqa: E402
 from keras_onebit.data import load_dataset  # noqa: E402
-from keras_onebit.export import limit_bytes, micro, packed, report, tflite  # noqa: E402
+from keras_onebit.export import bitpack, limit_bytes, micro, packed, report, tflite  # noqa: E402
 from keras_onebit.export.fallback import calibrate_batchnorm  # noqa: E402
 
 flags.DEFINE_list("models", ["wrn_16_4", "wrn_20_10"], "Registered model names.")
 flags.DEFINE_list("formats", ["float", "int8", "int4", "packed", "packed_int8", "micro"],
                   "Formats.")
+flags.DEFINE_bool("control", True, "Also time the int8 model on LiteRT's builtin kernels "
+                  "(no XNNPACK), the kernels packed_int8's convs run on.")
 flags.DEFINE_integer("images", 500, "CIFAR-10 test images for the agreement with Keras.")
 flags.DEFINE_list("threads", ["1", "2"], "LiteRT thread counts.")
 flags.DEFINE_integer("rounds", 10, "Alternated timing rounds.")
@@ -43,7 +45,21 @@ flags.DEFINE_bool("readme", True, "Write the Export section of bench/README.md."
 FLAGS = flags.FLAGS
 
 README = pathlib.Path(__file__).resolve().parent / "README.md"
+CONTROL = "int8, builtin kernels"
 HEADING = "## Export: file size and LiteRT latency per format (`bench/export.py`)"
+
+
+def builtin_invoker(model_bytes, image, threads):
+    """report.invoker without the default XNNPACK delegate: every operator on
+    LiteRT's builtin kernels (ruy for int8 CONV_2D), as packed_int8's convs run."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_content=bytes(model_bytes), num_threads=threads,
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], image[None])
+    it.invoke()
+    return it.invoke
 
 
 def seeded_model(name, images, seed=0):
@@ -66,9 +82,12 @@ def bench_model(name, data):
         start = time.perf_counter()
         if fmt == "micro":
             files[fmt] = micro.compress(files.get("int8") or tflite.convert(model, "int8", rep))
+        elif fmt in bitpack.BASE and bitpack.BASE[fmt] in files:  # what convert() does
+            files[fmt] = bitpack.pack_filters(files[bitpack.BASE[fmt]])[0]
+            convert_s[fmt] = convert_s[bitpack.BASE[fmt]]
         else:
             files[fmt] = tflite.convert(model, fmt, rep)
-        convert_s[fmt] = time.perf_counter() - start
+        convert_s[fmt] = convert_s.get(fmt, 0.0) + time.perf_counter() - start
         sizes[fmt] = len(files[fmt])
         print(f"  {fmt}: {sizes[fmt]:,} bytes ({sizes[fmt] / limit:.2f}x limit), converted in "
               f"{convert_s[fmt]:.0f} s", flush=True)
@@ -85,11 +104,15 @@ def bench_model(name, data):
             continue  # TFLite Micro only (DECODE operator)
         for threads in FLAGS.threads:
             fns[(fmt, int(threads))] = report.invoker(data_bytes, image, int(threads))
+            if fmt == "int8" and FLAGS.control:
+                fns[(CONTROL, int(threads))] = builtin_invoker(data_bytes, image, int(threads))
     times = alternate({f"{f}@{t}": fn for (f, t), fn in fns.items()}, FLAGS.rounds,
                       FLAGS.repeats)
     latency = {key: 1000 * median(values) for key, values in times.items()}
     rows = []
-    for fmt in ["archive"] + list(files):
+    if FLAGS.control and "int8" in files:
+        sizes[CONTROL] = sizes["int8"]
+    for fmt in ["archive"] + list(files) + ([CONTROL] if CONTROL in sizes else []):
         row = {"format": fmt, "bytes": sizes[fmt], "ratio_to_limit": sizes[fmt] / limit,
                "convert_s": convert_s.get(fmt), "argmax_agreement": agreement.get(fmt),
                "images": len(test) if fmt in agreement else None}

@@ -29,7 +29,8 @@ def assert_arena_margin(minimum, declared):
 
 
 def test_default_model_exports_with_report(tmp_path, cifar10):
-    proc = run_export("--model", "default", "--formats", "float,micro", "--out", str(tmp_path),
+    proc = run_export("--model", "default", "--formats", "float,packed_int8,micro",
+                      "--out", str(tmp_path),
                       "--images", "40", "--micro_images", "2", "--latency_runs", "3",
                       "--representative", "50")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -49,7 +50,15 @@ def test_default_model_exports_with_report(tmp_path, cifar10):
     assert rows["micro"]["bit_identical_to_int8_tflm"] is True
     assert rows["micro"]["tflm_arena_bytes"] > 0
     assert rows["micro"]["bytes"] < rows["float"]["bytes"] / 8
-    assert "| micro |" in (folder / "report.md").read_text()
+    markdown = (folder / "report.md").read_text()
+    assert "| micro |" in markdown
+    # the fast packed format: sign bits, TFLite Micro arena, images counted per row
+    packed = rows["packed_int8"]
+    assert packed["bytes"] < rows["micro"]["bytes"] * 1.2
+    assert packed["tflm_arena_bytes"] > 0 and packed["tflm_images"] == 2
+    assert packed["images"] == 40 and rows["micro"]["images"] == 2
+    line = next(line for line in markdown.splitlines() if line.startswith("| packed_int8 |"))
+    assert "| 40 |" in line and "(2)" in line
     # model_data.h declares the measured minimum + the margin; both are in the report
     minimum, declared = (rows["micro"]["tflm_arena_bytes"],
                          rows["micro"]["tflm_arena_declared_bytes"])

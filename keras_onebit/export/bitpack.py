@@ -13,11 +13,11 @@ model, +-127 in an int8 one; any such filter is stored exactly) becomes:
               of byte i // 8, 1 = +1; float filters also keep alpha (one float32,
               or one per output channel)
     start-up: a CALL_ONCE sub-graph, per filter: DEQUANTIZE (uint8 -> float)
-              -> CAST (int32) -> GATHER from a shared 256 x 8 table (the eight
-              signs of each byte value, +-127 int8 or +-1.0 float) -> RESHAPE
-              (K, C_out) [-> SLICE when K * C_out is not a multiple of 8]
-              -> TRANSPOSE (C_out, K) -> RESHAPE to the filter's shape [-> MUL
-              alpha] -> ASSIGN_VARIABLE
+              -> CAST (int32) -> GATHER from a shared 256 x 8 int8 table (the
+              eight signs of each byte value, times 127 for int8 models, 1 for
+              float ones) -> RESHAPE (K, C_out) [-> SLICE when K * C_out is not
+              a multiple of 8] -> TRANSPOSE (C_out, K) -> RESHAPE to the filter's
+              shape [float: -> DEQUANTIZE -> MUL alpha] -> ASSIGN_VARIABLE
     inference: VAR_HANDLE -> READ_VARIABLE -> the original operator
 
 The operator, its quantization (per-channel int8 scales stay on the filter
@@ -45,12 +45,11 @@ def _schema():
     return schema
 
 
-def sign_table(dtype):
-    """(256, 8): row v holds the signs of the bits of byte v, most significant
-    first, as +-127 (int8) or +-1.0 (float32)."""
+def sign_table(magnitude):
+    """(256, 8) int8: row v holds the signs of the bits of byte v, most
+    significant first, times `magnitude` (127 or 1)."""
     bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="big")
-    signs = 2 * bits.astype(np.int16) - 1
-    return (signs * 127).astype(np.int8) if dtype == np.int8 else signs.astype(np.float32)
+    return ((2 * bits.astype(np.int16) - 1) * magnitude).astype(np.int8)
 
 
 def filter_matrix(array):
@@ -141,20 +140,27 @@ class _Unpacker:
         return self.shared[key]
 
     def add(self, name, inputs, shape, dtype, options=None, version=1):
-        out = self.ed.tensor(self.sg, shape, dtype)
+        first = self.sg.tensors[inputs[0]]  # int8 -> int8 keeps the quantization
+        same = first.type == dtype == self.s.TensorType.INT8
+        out = self.ed.tensor(self.sg, shape, dtype, quantization=first.quantization if same
+                             else None)
         self.sg.operators.append(self.ed.op(name, inputs, [out], options, version))
         return out
 
     def shape_of(self, tensor):
         return [int(d) for d in self.sg.tensors[tensor].shape]
 
-    def matrix(self, bits, shape, dtype):
-        """The (K, C_out) matrix of +-1 (float32) or +-127 (int8) from `bits`
-        (np.packbits order, big-endian bits): DEQUANTIZE, CAST, GATHER, RESHAPE
-        [, SLICE]."""
+    def matrix(self, bits, shape, magnitude):
+        """The (K, C_out) int8 matrix of +-magnitude from `bits` (np.packbits
+        order, big-endian bits): DEQUANTIZE, CAST, GATHER, RESHAPE [, SLICE].
+        With magnitude 1 the int8 values carry scale 1 (see `scale`)."""
         T, s = self.s.TensorType, self.s
-        version = 2 if dtype == T.INT8 else 1
-        table = self.const(sign_table(np.int8 if dtype == T.INT8 else np.float32), dtype)
+        dtype, version = T.INT8, 2
+        key = ("table", magnitude)
+        if key not in self.shared:
+            self.shared[key] = self.ed.tensor(self.sg, (256, 8), T.INT8, sign_table(magnitude),
+                                              None if magnitude != 1 else self.byte_q)
+        table = self.shared[key]
         b = self.ed.tensor(self.sg, bits.shape, T.UINT8, bits, self.byte_q)
         f = self.add("DEQUANTIZE", [b], bits.shape, T.FLOAT32)
         i = self.add("CAST", [f], bits.shape, T.INT32,
@@ -185,10 +191,11 @@ class _Unpacker:
                         2 if dtype == self.s.TensorType.INT8 else 1)
 
     def scale(self, value, alpha, axis):
-        """value * alpha: one float32 when every channel has the same alpha, else
-        one per channel along `axis`."""
+        """float32 value * alpha (DEQUANTIZE of the +-1 int8 values, MUL): one
+        alpha when every channel has the same, else one per channel along `axis`."""
         alpha = np.asarray(alpha, np.float32)
         shape = self.shape_of(value)
+        value = self.add("DEQUANTIZE", [value], shape, self.s.TensorType.FLOAT32)
         if np.all(alpha == alpha[0]):
             a = self.const(alpha[:1].reshape(()), self.s.TensorType.FLOAT32)
         else:
@@ -298,7 +305,7 @@ def pack_filters(model_bytes, min_weights=MIN_WEIGHTS):
         matrix = array.reshape(-1, array.shape[-1]) if depthwise else filter_matrix(array)
         name = f"onebit_var_{n}".encode()
         value = unpack.matrix(np.packbits(matrix.reshape(-1) > 0, bitorder="big"), matrix.shape,
-                              T.INT8 if is_int8 else T.FLOAT32)
+                              127 if is_int8 else 1)
         if not depthwise:  # TFLite filters are (C_out, ...): the transposed matrix
             value = unpack.transpose(value)
         value = unpack.reshape(value, [int(d) for d in filt.shape])

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from keras_onebit import summary as memory_summary
-from keras_onebit.export import micro, report
+from keras_onebit.export import bitpack, micro, report
 from keras_onebit.export.deploy import check_supported
 from keras_onebit.export.errors import ExportError
 from keras_onebit.export.files import check_writable, write_bytes, write_text
@@ -88,22 +88,28 @@ def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=
                        **report.compare(reference[:100], back),
                        "notes": "load_packed(save_packed(m)) vs m"}
 
-    tflite_bytes = {}
+    cache = {}
+
+    def converted(fmt):  # each conversion once: micro and packed_int8 share the int8 one
+        if fmt not in cache:
+            if fmt == "micro":
+                cache[fmt] = micro.compress(converted("int8"))
+            elif fmt in bitpack.BASE:
+                cache[fmt] = bitpack.pack_filters(converted(bitpack.BASE[fmt]))[0]
+            else:
+                cache[fmt] = convert(model, fmt, representative)
+        return cache[fmt]
+
     for fmt in formats:
         say(f"{fmt}: converting")
         t0 = time.perf_counter()
-        if fmt == "micro":
-            int8 = tflite_bytes.get("int8") or convert(model, "int8", representative)
-            data = micro.compress(int8)
-        else:
-            data = convert(model, fmt, representative)
-        tflite_bytes[fmt] = data
+        data = converted(fmt)
         path = write_bytes(out_dir / f"{name}_{fmt}.tflite", data)
         row = {"file": path.name, "bytes": len(data), "convert_s": time.perf_counter() - t0,
                "notes": NOTES[fmt]}
         if fmt == "micro":
-            row.update(_micro_checks(data, int8, reference, images[:micro_images], out_dir,
-                                     progress))
+            row.update(_micro_checks(data, converted("int8"), reference, images[:micro_images],
+                                     out_dir, progress))
         else:
             outputs = report.litert_outputs(data, images, threads)
             row.update(report.compare(reference, outputs))
@@ -137,7 +143,7 @@ def _tflm_checks(data, reference, images):
     outputs = micro.run(data, images, arena)
     parity = report.compare(reference[:len(images)], outputs)
     return {"tflm_arena_bytes": arena, "tflm_max_abs_diff": parity["max_abs_diff"],
-            "tflm_argmax_agreement": parity["argmax_agreement"]}
+            "tflm_argmax_agreement": parity["argmax_agreement"], "tflm_images": len(images)}
 
 
 def _micro_checks(data, int8, reference, images, out_dir, progress):

@@ -86,6 +86,13 @@ def _arena_cell(row):
     return f"{_fmt(minimum)} / {_fmt(declared)}"
 
 
+def _tflm_agreement_cell(row):
+    """TFLite Micro argmax agreement and its image count, "-" where not run."""
+    if row.get("tflm_argmax_agreement") is None:
+        return "-"
+    return f"{_fmt(row['tflm_argmax_agreement'])} ({_fmt(row.get('tflm_images'))})"
+
+
 def markdown(report):
     """report.md text from the report dict."""
     m = report["model"]
@@ -102,16 +109,22 @@ def markdown(report):
         "TFLite Micro builds (optimized kernels' scratch buffers, versions; "
         "keras_onebit/export/micro.py)",
         f"- created by `{report['command']}`", "",
+        "- images: how many of them each row's differences and agreement were measured on "
+        "(LiteRT, or TFLite Micro for micro); TFLM agree: the same in the TFLite Micro "
+        "interpreter, on the number of images given",
+        "",
         "| format | file | bytes | x one-bit limit | max abs diff | max rel diff | argmax agree "
-        "| LiteRT ms | x float | TFLM arena min / declared | notes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| images | LiteRT ms | x float | TFLM arena min / declared | TFLM agree (images) "
+        "| notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in report["formats"].items():
         lines.append("| " + " | ".join([
             name, row.get("file", "-"), _fmt(row.get("bytes")), _fmt(row.get("ratio_to_limit")),
             _fmt(row.get("max_abs_diff")), _fmt(row.get("max_rel_diff")),
-            _fmt(row.get("argmax_agreement")), _fmt(row.get("latency_ms"), 2),
-            _fmt(row.get("latency_vs_float"), 2), _arena_cell(row),
+            _fmt(row.get("argmax_agreement")), _fmt(row.get("images")),
+            _fmt(row.get("latency_ms"), 2), _fmt(row.get("latency_vs_float"), 2),
+            _arena_cell(row), _tflm_agreement_cell(row),
             row.get("notes", ""),
         ]) + " |")
     lines.append("")
