@@ -3,7 +3,8 @@
     from keras_onebit import hub
     hub.list()                                   # known model ids
     model = hub.load("wrn_20_10-cifar10-1bit")   # id, entry folder, .onebit or .mat path
-    model = keras_onebit.models.wrn_20_10(weights="cifar10")
+    model = keras_onebit.models.wrn_20_10(weights="cifar10")   # by factory, any name=
+    backbone = keras_onebit.models.wrn_20_2(include_top=False, weights="cifar10")
     hub.import_mcdonnell("CIFAR10_allparams.mat", "hub/")   # the authors' weights
     hub.save_entry(model, "pretrained/", "wrn_20_1-cifar10-1bit", "wrn_20_1",
                    {"classes": 10, "binary": True}, "cifar10", metrics={...})
@@ -15,6 +16,7 @@ manifest is `pretrained/index.json`. Search order for an id:
 URL. The sha256 of the weights is checked on every load. See docs/HUB.md.
 """
 
+from keras_onebit import pretrained_weights
 from keras_onebit.hub.checksum import sha256_file, verify_file
 from keras_onebit.hub.entry import read_config, save_entry
 from keras_onebit.hub.errors import (
@@ -38,6 +40,10 @@ from keras_onebit.hub.mcdonnell import import_mcdonnell
 from keras_onebit.hub.registry import default_model_id, search_dirs
 
 list = list_models  # noqa: A001 - hub.list() as the issue asks
+
+# The factories' `weights=` reaches the hub through this resolver below both
+# (models never import the hub); `import keras_onebit` imports this package.
+pretrained_weights.register_loader(load_weights_into)
 
 __all__ = [
     "ArchitectureMismatchError", "ChecksumError", "HubError", "MatFormatError",

@@ -14,36 +14,71 @@ ApproxSign activation gradient. As every model here, it takes raw pixels
 step: ReLU in place of sign, float weights.
 """
 
-import keras
 from keras import layers
 
 from keras_onebit.errors import ConfigError
 from keras_onebit.layers import BinaryConv2D
-from keras_onebit.models.common import classifier_model
+from keras_onebit.models.common import check_arguments, finish_model, model_input, pool_features
+from keras_onebit.models.registry import register_model
 
 WIDTHS = (64, 128, 256, 512)
 BN_EPSILON = 1e-5
+INPUT_SHAPE = (224, 224, 3)
+NAMED = {(4, 4, 4, 4): "bireal_18", (6, 8, 12, 6): "bireal_34"}
 
 
-def bireal_net(stages, classes=1000, binary=True, input_shape=(224, 224, 3), widths=WIDTHS,
-               classifier_activation="softmax", weights=None, name=None):
+def bireal_net(stages, classes=1000, binary=True, input_shape=None, widths=WIDTHS,
+               classifier_activation="softmax", weights=None, name=None, *, include_top=True,
+               input_tensor=None, pooling=None, scale="mean_abs", gradient="magnitude_aware"):
     """Builds a Bi-Real Net with `stages[i]` single-conv blocks of width `widths[i]`.
+
+    The arguments `include_top`, `weights`, `input_tensor`, `input_shape`,
+    `pooling`, `classes`, `classifier_activation` and `name` are those of
+    `keras.applications` (e.g. `keras.applications.ResNet50`).
 
     Args:
         stages: blocks per stage, (4, 4, 4, 4) for Bi-Real-18.
-        classes: outputs of the final dense layer.
+        classes: outputs of the final dense layer (with `include_top`).
         binary: binary weights and activations (True) or the real-valued
             pre-training network (False).
-        input_shape: (height, width, channels) of raw pixel input.
+        input_shape: (height, width, channels) of raw pixel input; default
+            (224, 224, 3), or the shape of `input_tensor`.
         widths: channels per stage.
-        classifier_activation: "softmax", or None for the logits.
-        weights: None, a hub model id or a path.
-        name: model name.
+        classifier_activation: "softmax", another activation, or None for
+            the logits; ignored without the top.
+        weights: None, a data set name (the hub weights of this factory
+            trained on it), a hub model id, or a path. With
+            `include_top=False` only the backbone's weights are loaded.
+        name: model name; default "bireal_<depth>". Weights are found by the
+            factory ("bireal_18" for stages (4, 4, 4, 4) and the default
+            widths), whatever the name.
+        include_top: True: global average pooling, the real dense layer
+            and `classifier_activation`. False: the backbone, ending with the
+            last block's output (before the global pooling and the dense).
+        input_tensor: a Keras tensor (`keras.Input(...)` or a layer's
+            output) to build the model on; the model's inputs are its
+            source inputs (`keras.utils.get_source_inputs`).
+        pooling: with `include_top=False`: None (the 4D feature map), "avg"
+            (the features the dense layer would see) or "max". Ignored with
+            the top, as in Keras.
+        scale: the one-bit weight scale of the binary convs: "mean_abs" (per
+            output channel, the paper's), "he", "none" or a float.
+        gradient: the weight gradient: "magnitude_aware" (the paper's),
+            "ste" or "clipped".
+
+    Returns:
+        A functional `keras.Model`.
+
+    Raises:
+        ConfigError: a bad argument (stages vs widths, pooling, classes,
+            input_shape, input_tensor, weights), in one line.
+        HubError: `weights` cannot be found or do not fit the model.
     """
     if len(stages) != len(widths):
         raise ConfigError(f"{len(stages)} stages but {len(widths)} widths.")
-    inputs = keras.Input(shape=input_shape, name="pixels")
-    x = _bn("input_bn")(inputs)
+    check_arguments(include_top, weights, input_shape, pooling, classes)
+    img_input = model_input(input_tensor, input_shape, INPUT_SHAPE)
+    x = _bn("input_bn")(img_input)
     x = layers.Conv2D(widths[0], 7, strides=2, padding="same", use_bias=False,
                       name="stem_conv")(x)
     x = _bn("stem_bn")(x)
@@ -51,22 +86,83 @@ def bireal_net(stages, classes=1000, binary=True, input_shape=(224, 224, 3), wid
     for stage, (blocks, width) in enumerate(zip(stages, widths, strict=True)):
         for block in range(blocks):
             down = block == 0 and x.shape[-1] != width
-            x = _block(x, width, down, f"stage{stage + 1}_block{block + 1}", binary)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
-    x = layers.Dense(classes, name="fc")(x)
-    name = name or f"bireal_{2 + sum(stages)}"
-    return classifier_model(inputs, x, classifier_activation, name, weights)
+            x = _block(x, width, down, f"stage{stage + 1}_block{block + 1}", binary, scale,
+                       gradient)
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="pool")(x)
+        x = layers.Dense(classes, name="fc")(x)
+    else:
+        x = pool_features(x, pooling)
+    factory = (NAMED.get(tuple(stages), "bireal_net") if tuple(widths) == WIDTHS
+               else "bireal_net")
+    return finish_model(img_input, input_tensor, x, name or f"bireal_{2 + sum(stages)}",
+                        include_top=include_top, classifier_activation=classifier_activation,
+                        weights=weights, factory=factory, classes=classes)
+
+
+_NAMED_DOC = """Bi-Real-{depth} (Liu et al., ECCV 2018): {what}.
+
+    Builds `bireal_net({stages})`; registered as "bireal_{depth}".
+
+    Args:
+        classes: outputs of the dense layer (default 1000, ImageNet).
+        binary: binary weights and activations (True) or the real-valued
+            pre-training network (False).
+        input_shape: (height, width, channels); default (224, 224, 3) or
+            the shape of `input_tensor`.
+        include_top: False returns the backbone (before the global pooling
+            and the dense layer).
+        weights: None, a data set name, a hub model id or a path.
+        input_tensor: a Keras tensor to build the model on.
+        pooling: None, "avg" or "max" (with `include_top=False`).
+        classifier_activation: "softmax" or None for the logits.
+        name: model name; default "bireal_{depth}".
+        widths, scale, gradient: as `bireal_net`.
+
+    Returns:
+        A functional `keras.Model`.
+
+    Raises:
+        ConfigError: a bad argument, in one line.
+        HubError: `weights` cannot be found or do not fit the model.
+    """
+
+
+def _named(stages, what):
+    def decorate(factory):
+        factory.__doc__ = _NAMED_DOC.format(depth=2 + sum(stages), what=what, stages=stages)
+        return register_model(factory)
+
+    return decorate
+
+
+# The named factories spell out their arguments (what help() and IDEs show) and
+# pass exactly their own arguments on: `locals()` holds nothing else at that point.
+
+
+@_named((4, 4, 4, 4), "16 binary 3x3 convs, 10,985,472 binary weights")
+def bireal_18(classes=1000, binary=True, input_shape=None, *, include_top=True, weights=None,
+              input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
+              widths=WIDTHS, scale="mean_abs", gradient="magnitude_aware"):
+    return bireal_net((4, 4, 4, 4), **locals())
+
+
+@_named((6, 8, 12, 6), "32 binary 3x3 convs")
+def bireal_34(classes=1000, binary=True, input_shape=None, *, include_top=True, weights=None,
+              input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
+              widths=WIDTHS, scale="mean_abs", gradient="magnitude_aware"):
+    return bireal_net((6, 8, 12, 6), **locals())
 
 
 def _bn(name):
     return layers.BatchNormalization(epsilon=BN_EPSILON, name=name)
 
 
-def _block(x, width, down, prefix, binary):
+def _block(x, width, down, prefix, binary, scale="mean_abs", gradient="magnitude_aware"):
     y = x if binary else layers.ReLU(name=f"{prefix}_relu")(x)
     y = BinaryConv2D(
         width, 3, strides=2 if down else 1, padding="same", binary=binary,
-        scale="mean_abs", gradient="magnitude_aware",
+        scale=scale, gradient=gradient,
         input_quantizer="approx_sign" if binary else None, name=f"{prefix}_conv",
     )(y)
     y = _bn(f"{prefix}_bn")(y)

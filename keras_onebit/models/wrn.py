@@ -18,9 +18,11 @@ from keras import layers, ops
 from keras_onebit import storage
 from keras_onebit.errors import ConfigError
 from keras_onebit.layers import BinaryConv2D, ShiftedReLU, ZeroChannels
-from keras_onebit.models.common import classifier_model
+from keras_onebit.models.common import check_arguments, finish_model, model_input, pool_features
+from keras_onebit.models.registry import register_model
 
 BN_EPSILON = 1e-5
+INPUT_SHAPE = (32, 32, 3)
 
 
 def wrn(
@@ -28,7 +30,7 @@ def wrn(
     width,
     classes=10,
     binary=True,
-    input_shape=(32, 32, 3),
+    input_shape=None,
     learn_bn=False,
     weight_decay=5e-4,
     classifier_activation="softmax",
@@ -40,19 +42,32 @@ def wrn(
     input_storage=None,
     weights=None,
     name=None,
+    *,
+    include_top=True,
+    input_tensor=None,
+    pooling=None,
+    scale="he",
+    gradient="ste",
 ):
     """Builds WRN-`depth`-`width` as a functional Keras model.
+
+    The arguments `include_top`, `weights`, `input_tensor`, `input_shape`,
+    `pooling`, `classes`, `classifier_activation` and `name` are those of
+    `keras.applications` (e.g. `keras.applications.ResNet50`).
 
     Args:
         depth: weight layers, 6n + 2 (20 -> 3 blocks per stage); 6n + 4
             is read as Zagoruyko's count (16 -> 2 blocks per stage).
         width: widening factor k (stage widths 16k, 32k, 64k).
-        classes: number of classes (the width of the 1x1 head conv).
+        classes: number of classes (the width of the 1x1 head conv); only
+            used with `include_top=True`.
         binary: one-bit weights (True) or the float twin (False).
-        input_shape: (height, width, channels) of raw pixel input.
+        input_shape: (height, width, channels) of raw pixel input; default
+            (32, 32, 3), or the shape of `input_tensor`.
         learn_bn: learned scale/offset in every BN (ImageNet setting).
         weight_decay: decay on the latent conv weights (Keras L2 gets half).
-        classifier_activation: "softmax", or None for the logits.
+        classifier_activation: "softmax", another activation, or None for
+            the logits; ignored without the top.
         stem_relu: ReLU after the input BN (the authors' MATLAB code has one).
         padding: "same" (Keras/TF: a stride-2 conv or pool on an even size
             pads bottom/right only), or "symmetric" (MatConvNet, the MATLAB
@@ -69,19 +84,48 @@ def wrn(
         input_storage: what every conv keeps of its input for the backward
             pass: None (all of it) or "stochastic_1bit" (one random bit per
             element, McDonnell et al. 2017; see `keras_onebit.storage`).
-        weights: None, a hub model id, a dataset name or a path.
-        name: model name; default "wrn_<depth>_<width>".
+        weights: None (random initialization), a data set name ("cifar10":
+            the hub weights of this factory trained on it, one-bit or float
+            as `binary` says), a hub model id, or a path (hub entry folder,
+            `.onebit` archive, the authors' `.mat` file). With
+            `include_top=False` only the backbone's weights are loaded, also
+            when `classes` differs from the weights'.
+        name: model name; default "wrn_<depth>_<width>". Weights are found by
+            the factory, whatever the name.
+        include_top: True: the 1x1 classifier conv, its BN, global average
+            pooling and `classifier_activation`. False: the backbone, ending
+            with the last BN -> ReLU (before the 1x1 classifier conv).
+        input_tensor: a Keras tensor (`keras.Input(...)` or a layer's
+            output) to build the model on; the model's inputs are its
+            source inputs (`keras.utils.get_source_inputs`).
+        pooling: with `include_top=False`: None (the 4D feature map),
+            "avg" or "max" (global pooling to a 2D tensor). Ignored with the
+            top, as in Keras.
+        scale: the one-bit weight scale of every conv: "he" (constant
+            sqrt(2 / fan_in), the paper's), "mean_abs", "none" or a float.
+        gradient: the weight gradient: "ste" (the paper's), "clipped" or
+            "magnitude_aware".
+
+    Returns:
+        A functional `keras.Model`.
+
+    Raises:
+        ConfigError: a bad argument (depth, padding, pooling, classes,
+            input_shape, input_tensor, weights), in one line.
+        HubError: `weights` cannot be found or do not fit (for another
+            architecture, or other classes with `include_top=True`).
     """
     blocks = blocks_per_stage(depth)
     if padding not in ("same", "symmetric"):
         raise ConfigError(f'padding must be "same" or "symmetric", got {padding!r}.')
+    check_arguments(include_top, weights, input_shape, pooling, classes)
     conv = _conv_factory(binary, weight_decay, padding == "symmetric", switchable,
-                         input_storage)
+                         input_storage, scale, gradient)
     norm = learn_bn if batch_norm else None
     relu = layers.ReLU if input_storage is None else storage.BitMaskReLU
 
-    inputs = keras.Input(shape=input_shape, name="pixels")
-    x = _bn("stem_bn", learn=True)(inputs)
+    img_input = model_input(input_tensor, input_shape, INPUT_SHAPE)
+    x = _bn("stem_bn", learn=True)(img_input)
     if stem_relu:
         x = layers.ReLU(name="stem_relu")(x)
     x = conv(16 * width, 3, 1, "stem_conv")(x)
@@ -91,14 +135,19 @@ def wrn(
             prefix = f"stage{stage + 1}_block{block + 1}"
             x = _block(x, 16 * width * 2**stage, down, prefix, conv, norm, padding, relu)
     x = _bn_relu(x, "head", norm, relu)
-    x = conv(classes, 1, 1, "head_conv")(x)
-    if batch_norm:
-        x = _bn("head_bn_out", learn=False)(x)
+    if include_top:
+        x = conv(classes, 1, 1, "head_conv")(x)
+        if batch_norm:
+            x = _bn("head_bn_out", learn=False)(x)
+        else:
+            x = layers.Rescaling(1.0 / temperature, name="head_temperature")(x)
+        x = layers.GlobalAveragePooling2D(name="pool")(x)
     else:
-        x = layers.Rescaling(1.0 / temperature, name="head_temperature")(x)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
-    name = name or f"wrn_{depth}_{width}"
-    return classifier_model(inputs, x, classifier_activation, name, weights)
+        x = pool_features(x, pooling)
+    factory = f"wrn_{depth}_{width}"
+    return finish_model(img_input, input_tensor, x, name or factory, include_top=include_top,
+                        classifier_activation=classifier_activation, weights=weights,
+                        factory=factory, classes=classes)
 
 
 def blocks_per_stage(depth):
@@ -141,7 +190,8 @@ def _bn_relu(x, prefix, norm, relu=layers.ReLU):
     return relu(name=f"{prefix}_relu")(x)
 
 
-def _conv_factory(binary, weight_decay, symmetric=False, switchable=False, input_storage=None):
+def _conv_factory(binary, weight_decay, symmetric=False, switchable=False, input_storage=None,
+                  scale="he", gradient="ste"):
     regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
 
     def conv(filters, kernel_size, stride, name):
@@ -151,6 +201,8 @@ def _conv_factory(binary, weight_decay, symmetric=False, switchable=False, input
             strides=stride,
             padding="valid" if symmetric and stride > 1 else "same",
             binary=binary,
+            scale=scale,
+            gradient=gradient,
             switchable=switchable,
             input_storage=input_storage,
             kernel_regularizer=regularizer,
@@ -191,3 +243,110 @@ class SymmetricAveragePooling2D(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}
+
+
+# ------------------------------------------------------------------ named factories
+
+_NAMED_DOC = """WRN-{depth}-{width} (McDonnell, ICLR 2018){extra}.
+
+    Builds `wrn({depth}, {width}, ...)`; registered as "wrn_{depth}_{width}" (see
+    `keras_onebit.models.get`). `weights="cifar10"` loads the hub weights of
+    this factory trained on CIFAR-10, one-bit or float as `binary` says
+    (`keras_onebit.hub.list_entries()` shows which exist), whatever `name` is.
+
+    Args:
+        classes: number of classes of the top (default 10).
+        binary: one-bit weights (True) or the float twin (False).
+        input_shape: (height, width, channels); default (32, 32, 3) or the
+            shape of `input_tensor`.
+        include_top: False returns the backbone (up to the last BN -> ReLU).
+        weights: None, a data set name, a hub model id or a path.
+        input_tensor: a Keras tensor to build the model on.
+        pooling: None, "avg" or "max" (with `include_top=False`).
+        classifier_activation: "softmax" or None for the logits.
+        name: model name; default "wrn_{depth}_{width}".
+        scale, gradient, learn_bn, weight_decay, batch_norm, temperature,
+            switchable, input_storage, stem_relu, padding: as `wrn`.
+
+    Returns:
+        A functional `keras.Model`.
+
+    Raises:
+        ConfigError: a bad argument, in one line.
+        HubError: `weights` cannot be found or do not fit the model.
+    """
+
+
+def _named(depth, width, extra=""):
+    def decorate(factory):
+        factory.__doc__ = _NAMED_DOC.format(depth=depth, width=width, extra=extra)
+        return register_model(factory)
+
+    return decorate
+
+
+# Each named factory spells out its arguments (what help() and IDEs show) and
+# passes exactly its own arguments on: `locals()` holds nothing else at that point.
+
+
+@_named(16, 4, ": n = 2 blocks per stage, 14 convs")
+def wrn_16_4(classes=10, binary=True, input_shape=None, *, include_top=True, weights=None,
+             input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
+             scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
+             temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
+             padding="same"):
+    return wrn(16, 4, **locals())
+
+
+@_named(20, 1)
+def wrn_20_1(classes=10, binary=True, input_shape=None, *, include_top=True, weights=None,
+             input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
+             scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
+             temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
+             padding="same"):
+    return wrn(20, 1, **locals())
+
+
+@_named(20, 2)
+def wrn_20_2(classes=10, binary=True, input_shape=None, *, include_top=True, weights=None,
+             input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
+             scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
+             temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
+             padding="same"):
+    return wrn(20, 2, **locals())
+
+
+@_named(20, 4)
+def wrn_20_4(classes=10, binary=True, input_shape=None, *, include_top=True, weights=None,
+             input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
+             scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
+             temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
+             padding="same"):
+    return wrn(20, 4, **locals())
+
+
+@_named(20, 10, ": 26,737,120 one-bit conv weights on CIFAR-10")
+def wrn_20_10(classes=10, binary=True, input_shape=None, *, include_top=True, weights=None,
+              input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
+              scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
+              temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
+              padding="same"):
+    return wrn(20, 10, **locals())
+
+
+@_named(20, 20)
+def wrn_20_20(classes=10, binary=True, input_shape=None, *, include_top=True, weights=None,
+              input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
+              scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
+              temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
+              padding="same"):
+    return wrn(20, 20, **locals())
+
+
+@_named(26, 10)
+def wrn_26_10(classes=10, binary=True, input_shape=None, *, include_top=True, weights=None,
+              input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
+              scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
+              temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
+              padding="same"):
+    return wrn(26, 10, **locals())
