@@ -55,10 +55,10 @@ def unknown_model(flag, spec, factories, hub_ids):
 
 def hub_ids():
     """Every hub id the manifest and the hub folders know (none if the hub is unreadable)."""
-    from keras_onebit.hub import HubError, list_models
+    from keras_onebit.hub import HubError, list_ids
 
     try:
-        return list(list_models())
+        return list(list_ids())
     except HubError:
         return []
 

@@ -606,7 +606,7 @@ def unpack_signs(bits, shape):
     return (flat.astype(np.float32) * 2.0 - 1.0).reshape(shape)
 
 
-def _restore_kernel(layer, signs, alpha):
+def restore_kernel(layer, signs, alpha):
     """A latent kernel with these signs whose scale is exactly `alpha`.
 
     A per-layer scale is a constant of the layer, so +-|alpha| is exact (a
@@ -764,7 +764,7 @@ def _tensor_value(path, entry, w, kernels, bits, floats):
     alpha = floats[entry["scale_offset"]:entry["scale_offset"] + scale_count]
     if binary.switchable:
         binary.set_binary(True)  # the archive stores it one-bit
-    return _restore_kernel(binary, unpack_signs(packed, shape),
+    return restore_kernel(binary, unpack_signs(packed, shape),
                            alpha.reshape(entry["scale_shape"]))
 
 

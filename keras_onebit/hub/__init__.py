@@ -31,7 +31,7 @@ from keras_onebit.hub.errors import (
 from keras_onebit.hub.loading import (
     copy_weights,
     list_entries,
-    list_models,
+    list_ids,
     load,
     load_weights_into,
     resolve,
@@ -39,7 +39,7 @@ from keras_onebit.hub.loading import (
 from keras_onebit.hub.mcdonnell import import_mcdonnell
 from keras_onebit.hub.registry import default_model_id, search_dirs
 
-list = list_models  # noqa: A001 - hub.list() as the issue asks
+list = list_ids  # noqa: A001 - hub.list(), as timm.list_models(); nothing here calls the built-in
 
 # The factories' `weights=` reaches the hub through this resolver below both
 # (models never import the hub); `import keras_onebit` imports this package.
@@ -48,7 +48,7 @@ pretrained_weights.register_loader(load_weights_into)
 __all__ = [
     "ArchitectureMismatchError", "ChecksumError", "HubError", "MatFormatError",
     "ModelNotAvailableError", "TruncatedFileError", "UnknownModelError", "copy_weights",
-    "default_model_id", "import_mcdonnell", "list", "list_entries", "list_models", "load",
+    "default_model_id", "import_mcdonnell", "list", "list_entries", "list_ids", "load",
     "load_weights_into", "read_config", "resolve", "save_entry", "search_dirs", "sha256_file",
     "verify_file",
 ]

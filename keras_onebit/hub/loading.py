@@ -446,7 +446,7 @@ def list_entries():
     return rows
 
 
-def list_models():
+def list_ids():
     """Sorted ids of every known hub model (manifest entries and folders found)."""
     return registry.known_ids()
 
@@ -592,7 +592,7 @@ def _archive_values(entries, target, where, bits, floats):
     """The archive's tensors of one layer as values for `target`'s weights.
 
     Sign bits go into a one-bit layer as a latent kernel whose scale is
-    exactly the stored one (`export.packed._restore_kernel`), into a float
+    exactly the stored one (`export.packed.restore_kernel`), into a float
     layer as +-alpha."""
     from keras_onebit.export import packed
 
@@ -631,7 +631,7 @@ def _archive_values(entries, target, where, bits, floats):
             raise ArchitectureMismatchError(
                 f"{where}: layer {target.name!r} has scale {mode!r} in the model but "
                 f"{entry['scale_mode']!r} in the weights.")
-        values.append(packed._restore_kernel(target, signs, alpha))
+        values.append(packed.restore_kernel(target, signs, alpha))
     return values
 
 
@@ -793,5 +793,5 @@ def _read_packed(path):
         raise HubError(f"{path}: cannot load the packed weights: {e}") from e
 
 
-__all__ = ["copy_weights", "download_entry", "list_entries", "list_models", "load",
+__all__ = ["copy_weights", "download_entry", "list_entries", "list_ids", "load",
            "load_weights_into", "resolve", "sha256_file", "verified_weights"]
