@@ -17,8 +17,24 @@ The choice of s is not published: `scale="max"` (per tensor, per batch:
 nothing clipped, unbiased), `"percentile"` (s at a percentile of x, from a
 strided sample of 65,536 elements; values above it are clipped, so a little
 bias for less variance), or a fixed float. `bench/stochastic_storage.py`
-measures the gradient error of each choice and the memory a training step
-keeps for the backward pass.
+measures the gradient error of each choice and the peak memory of a
+training step.
+
+What the backward pass keeps (tests/test_storage.py reads it off the
+training graph): per conv the packed bits, lo and s; per `BitMaskReLU` and
+`ShiftedReLU` (the no-BN WRN's max(x, -1)) a one-bit mask. The float input
+is not captured: the bits are drawn outside the custom gradient from
+stop_gradient(x) and the gradient closure holds only the bits, x's shape and
+dtype. With batch norm, each Keras BatchNormalization still keeps its own
+float input (the conv output or residual sum); without BN nothing float of
+an activation's size is kept. On TensorFlow a few control dependencies make
+this hold at the peak too (see `_after`): kept bits are no use if the graph
+executor holds the float activations of many layers at once while their
+encoding or decoding waits to be scheduled.
+
+Backends: TensorFlow and JAX (`keras.ops.custom_gradient`, `keras.random`
+with the layer's `SeedGenerator`, the weight gradient by `tf.GradientTape`
+or `jax.vjp`).
 """
 
 import keras

@@ -276,3 +276,25 @@ def test_jax_fit_with_stochastic_storage(jax_probe, variant):
     losses = jax_probe[f"fit/{variant}/losses"]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert jax_probe[f"fit/{variant}/seed_moved"]  # fresh bits every step inside jit
+
+
+def test_train_run_builds_the_no_bn_wrn_with_stochastic_storage():
+    import json
+
+    from keras_onebit import storage
+    from keras_onebit.training.loop import RunConfig
+
+    kwargs = RunConfig(batch_norm=False, input_storage="stochastic_1bit",
+                       storage_scale="p99").factory_kwargs()
+    json.dumps(kwargs)  # goes into a hub entry's config.json
+    assert kwargs["batch_norm"] is False
+    chosen = storage.get(kwargs["input_storage"])
+    assert (chosen.scale, chosen.percentile) == ("percentile", 99.0)
+    assert RunConfig(input_storage="stochastic_1bit").factory_kwargs() == {
+        "input_storage": "stochastic_1bit"}
+    assert storage.get(RunConfig(input_storage="stochastic_1bit", storage_scale="2")
+                       .factory_kwargs()["input_storage"]).scale == 2.0
+    assert RunConfig().factory_kwargs() == {}
+    for bad in ("median", "p0", "-1"):
+        with pytest.raises(ValueError, match="scale|percentile"):
+            RunConfig(input_storage="stochastic_1bit", storage_scale=bad).factory_kwargs()

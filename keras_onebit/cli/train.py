@@ -62,6 +62,13 @@ flags.DEFINE_string("iterative_order", "forward",
 flags.DEFINE_enum("dtype_policy", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
                   "Keras dtype policy while training (mixed_bfloat16: ~1.4x faster on CPUs "
                   "with AMX); the shipped model is float32 either way.")
+flags.DEFINE_bool("batch_norm", True, "False: the WRN variant without batch norm (shifted "
+                  "ReLU max(x, -1); McDonnell et al., ACIRS 2019).")
+flags.DEFINE_enum("input_storage", "none", ["none", "stochastic_1bit"],
+                  "What each conv keeps of its input for the backward pass: all of it, or one "
+                  "random bit per element (McDonnell et al., NICE 2017; keras_onebit.storage).")
+flags.DEFINE_string("storage_scale", "max", "Scale s of --input_storage stochastic_1bit: max, "
+                    "p<percentile> (e.g. p99) or a positive float.")
 flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 0 silent, 1 progress bar, 2 a line "
                      "per epoch.", lower_bound=0, upper_bound=2)
 flags.register_multi_flags_validator(
@@ -88,7 +95,8 @@ def config_from_flags():
         strategy=FLAGS.strategy,
         devices=tuple(FLAGS.devices), iterative_epochs=FLAGS.iterative_epochs,
         iterative_order=FLAGS.iterative_order, verbose=FLAGS.verbose,
-        dtype_policy=FLAGS.dtype_policy)
+        dtype_policy=FLAGS.dtype_policy, batch_norm=FLAGS.batch_norm,
+        input_storage=FLAGS.input_storage, storage_scale=FLAGS.storage_scale)
     config.out_dir = FLAGS.out or f"runs/{config.model_id}"
     return config
 

@@ -59,6 +59,9 @@ class RunConfig:
     iterative_order: str = "forward"
     verbose: int = 1
     dtype_policy: str = "float32"
+    batch_norm: bool = True
+    input_storage: str = "none"  # or "stochastic_1bit" (keras_onebit.storage)
+    storage_scale: str = "max"  # "max", "p<percentile>" (e.g. "p99") or a float
 
     @property
     def model_id(self):
@@ -66,11 +69,35 @@ class RunConfig:
 
     def factory_kwargs(self):
         """Factory arguments beyond binary / classes that this run needs."""
+        kwargs = {}
+        if not self.batch_norm:
+            kwargs["batch_norm"] = False  # the no-BN shifted-ReLU WRN (ACIRS 2019)
+        if self.input_storage != "none":
+            kwargs["input_storage"] = self.storage()
         if not self.iterative_epochs:
-            return {}
+            return kwargs
         if not self.binary:
             raise ConfigError("Iterative binarization (iterative_epochs > 0) needs a one-bit run.")
-        return {"switchable": True}
+        return {**kwargs, "switchable": True}
+
+    def storage(self):
+        """The factory's `input_storage`: "stochastic_1bit" for the default scale,
+        else a StochasticBinaryStorage config (JSON, for the hub entry)."""
+        from keras_onebit.storage import StochasticBinaryStorage
+
+        if self.input_storage != "stochastic_1bit":
+            raise ConfigError(f"input_storage must be 'none' or 'stochastic_1bit', "
+                              f"got {self.input_storage!r}.")
+        scale = self.storage_scale
+        if scale == "max":
+            return "stochastic_1bit"
+        try:
+            storage = (StochasticBinaryStorage("percentile", float(scale[1:]))
+                       if scale.startswith("p") else StochasticBinaryStorage(float(scale)))
+        except ValueError as e:
+            raise ConfigError(f"storage_scale must be 'max', 'p<percentile>' (e.g. p99) or a "
+                              f"positive float, got {scale!r}.") from e
+        return keras.saving.serialize_keras_object(storage)
 
     def iterative_callbacks(self):
         if not self.iterative_epochs:
