@@ -343,7 +343,14 @@ def pack_filters(model_bytes, min_weights=MIN_WEIGHTS):
 
 
 def _drop_empty_buffers(model):
-    """Removes buffers no tensor or metadata uses any more (the emptied filters)."""
+    """Points every tensor without data at buffer 0 (the converter gives each
+    activation its own empty buffer, 12 bytes or more apiece) and removes the
+    buffers no tensor or metadata uses any more (the emptied filters too)."""
+    for subgraph in model.subgraphs:
+        for t in subgraph.tensors:
+            b = model.buffers[t.buffer]
+            if (b.data is None or len(b.data) == 0) and not getattr(b, "offset", 0):
+                t.buffer = 0
     used = {0}
     for subgraph in model.subgraphs:
         used.update(int(t.buffer) for t in subgraph.tensors)
