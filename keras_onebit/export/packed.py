@@ -36,6 +36,7 @@ from keras_onebit import quantizers, walk
 from keras_onebit.data import npy_header
 from keras_onebit.export.errors import ExportError
 from keras_onebit.export.files import atomic_write, check_writable
+from keras_onebit.latent import restore_kernel
 from keras_onebit.layers import is_binary
 
 FORMAT_NAME = "keras_onebit.packed"
@@ -604,48 +605,6 @@ def unpack_signs(bits, shape):
     count = math.prod(shape)
     flat = np.unpackbits(bits, count=count, bitorder=BIT_ORDER)
     return (flat.astype(np.float32) * 2.0 - 1.0).reshape(shape)
-
-
-def restore_kernel(layer, signs, alpha):
-    """A latent kernel with these signs whose scale is exactly `alpha`.
-
-    A per-layer scale is a constant of the layer, so +-|alpha| is exact (a
-    zero scale keeps the signs as +-1). A per-channel mean |W| of equal float32
-    values is summed with rounding error, so it can miss `alpha` by many ulps:
-    the common magnitude is found by bisection on its float32 bit pattern (the
-    mean is monotone in it), then the last weight of each channel alone, until
-    the mean is `alpha` exactly.
-    """
-    alpha = np.asarray(alpha, np.float32)
-    if not layer.kernel_quantizer.per_channel:
-        return signs * (np.abs(alpha) if alpha != 0 else np.float32(1.0))
-    shape = tuple(layer.kernel.shape)
-    signs = signs.reshape(-1, shape[-1])
-
-    def scale_of(magnitude):
-        got = layer.kernel_quantizer.alpha((signs * magnitude).reshape(shape))
-        return np.asarray(keras.ops.convert_to_numpy(got), np.float32)
-
-    def bisect(make, center, span):
-        """Smallest float (as bits, per channel) whose mean is >= alpha."""
-        bits = center.view(np.int32).astype(np.int64)
-        lo, hi = np.maximum(bits - span, 1), bits + span
-        while (hi > lo).any():
-            mid = (lo + hi) // 2
-            high = scale_of(make(mid.astype(np.int32).view(np.float32))) >= alpha
-            hi, lo = np.where(high, mid, hi), np.where(high, lo, mid + 1)
-        return lo.astype(np.int32).view(np.float32)
-
-    common = bisect(lambda v: np.broadcast_to(v, signs.shape), alpha, 1 << 16)
-    base = np.broadcast_to(common, signs.shape).astype(np.float32)
-
-    def with_last(v):
-        magnitude = base.copy()
-        magnitude[-1] = v
-        return magnitude
-
-    last = bisect(with_last, common, 1 << 22)
-    return (signs * with_last(last)).reshape(shape)
 
 
 class _VariableBudget(list):

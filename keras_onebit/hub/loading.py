@@ -592,8 +592,9 @@ def _archive_values(entries, target, where, bits, floats):
     """The archive's tensors of one layer as values for `target`'s weights.
 
     Sign bits go into a one-bit layer as a latent kernel whose scale is
-    exactly the stored one (`export.packed.restore_kernel`), into a float
+    exactly the stored one (`keras_onebit.latent.restore_kernel`), into a float
     layer as +-alpha."""
+    from keras_onebit import latent
     from keras_onebit.export import packed
 
     values = []
@@ -631,7 +632,7 @@ def _archive_values(entries, target, where, bits, floats):
             raise ArchitectureMismatchError(
                 f"{where}: layer {target.name!r} has scale {mode!r} in the model but "
                 f"{entry['scale_mode']!r} in the weights.")
-        values.append(packed.restore_kernel(target, signs, alpha))
+        values.append(latent.restore_kernel(target, signs, alpha))
     return values
 
 

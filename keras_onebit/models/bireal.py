@@ -10,12 +10,25 @@ shortcut convs, the final dense layer and every BN. Binary convs use the
 per-channel mean |W| scale, the magnitude-aware weight gradient and the
 ApproxSign activation gradient. As every model here, it takes raw pixels
 (0..255) and normalizes them in an input BN with learned scale/offset.
-`binary=False` gives the real-valued network of the paper's pre-training
-step: ReLU in place of sign, float weights.
+`binary=False` gives the real-valued networks of the paper's pre-training
+stages: float weights and `activation` "relu", "leaky_clip" or "clip" in
+place of sign (`keras_onebit.training.bireal` runs the stages, initialises
+the binary net from the real one and retrains only BN at the end).
+
+Differences from larq-zoo's BiRealNet, on purpose: latent weights start
+He-normal (larq-zoo: glorot-normal; SPEC §1 uses He for every model here);
+BN momentum 0.99 and epsilon 1e-5 (larq-zoo: 0.8 and 1e-3; Keras' and the
+paper code's defaults); a learned input BN on raw pixels (the convention of
+this library: models take 0..255). As in larq-zoo, the binary convs' latent
+weights are clipped to +-1 (`latent_clip`): under the magnitude-aware
+gradient a weight past +-1 gets zero gradient for ever otherwise.
 """
 
+import keras
 from keras import layers
 
+from keras_onebit.activations import REAL_STAGES
+from keras_onebit.constraints import WeightClip
 from keras_onebit.errors import ConfigError
 from keras_onebit.layers import BinaryConv2D
 from keras_onebit.models.common import check_arguments, finish_model, model_input, pool_features
@@ -29,7 +42,8 @@ NAMED = {(4, 4, 4, 4): "bireal_18", (6, 8, 12, 6): "bireal_34"}
 
 def bireal_net(stages, classes=1000, binary=True, input_shape=None, widths=WIDTHS,
                classifier_activation="softmax", weights=None, name=None, *, include_top=True,
-               input_tensor=None, pooling=None, scale="mean_abs", gradient="magnitude_aware"):
+               input_tensor=None, pooling=None, scale="mean_abs", gradient="magnitude_aware",
+               activation=None, weight_decay=0.0, latent_clip=None):
     """Builds a Bi-Real Net with `stages[i]` single-conv blocks of width `widths[i]`.
 
     The arguments `include_top`, `weights`, `input_tensor`, `input_shape`,
@@ -65,6 +79,14 @@ def bireal_net(stages, classes=1000, binary=True, input_shape=None, widths=WIDTH
             output channel, the paper's), "he", "none" or a float.
         gradient: the weight gradient: "magnitude_aware" (the paper's),
             "ste" or "clipped".
+        activation: of the real-valued net (`binary=False`): "relu"
+            (default, the first pre-training stage), "leaky_clip" or "clip"
+            (the later stages); the binary net uses sign (None or "sign").
+        weight_decay: L2 decay on the 3x3 conv weights (Keras L2 gets
+            half); 0 as in the paper's binary training.
+        latent_clip: clip the binary convs' latent weights to
+            +-`latent_clip`; default 1.0 with the clipped or magnitude-aware
+            gradient (which give no gradient past +-1), else none.
 
     Returns:
         A functional `keras.Model`.
@@ -76,6 +98,7 @@ def bireal_net(stages, classes=1000, binary=True, input_shape=None, widths=WIDTH
     """
     if len(stages) != len(widths):
         raise ConfigError(f"{len(stages)} stages but {len(widths)} widths.")
+    conv_options = _conv_options(binary, activation, gradient, weight_decay, latent_clip)
     check_arguments(include_top, weights, input_shape, pooling, classes)
     img_input = model_input(input_tensor, input_shape, INPUT_SHAPE)
     x = _bn("input_bn")(img_input)
@@ -87,7 +110,7 @@ def bireal_net(stages, classes=1000, binary=True, input_shape=None, widths=WIDTH
         for block in range(blocks):
             down = block == 0 and x.shape[-1] != width
             x = _block(x, width, down, f"stage{stage + 1}_block{block + 1}", binary, scale,
-                       gradient)
+                       gradient, activation or "relu", conv_options)
     if include_top:
         x = layers.GlobalAveragePooling2D(name="pool")(x)
         x = layers.Dense(classes, name="fc")(x)
@@ -117,7 +140,8 @@ _NAMED_DOC = """Bi-Real-{depth} (Liu et al., ECCV 2018): {what}.
         pooling: None, "avg" or "max" (with `include_top=False`).
         classifier_activation: "softmax" or None for the logits.
         name: model name; default "bireal_{depth}".
-        widths, scale, gradient: as `bireal_net`.
+        widths, scale, gradient, activation, weight_decay, latent_clip: as
+            `bireal_net`.
 
     Returns:
         A functional `keras.Model`.
@@ -143,14 +167,16 @@ def _named(stages, what):
 @_named((4, 4, 4, 4), "16 binary 3x3 convs, 10,985,472 binary weights")
 def bireal_18(classes=1000, binary=True, input_shape=None, *, include_top=True, weights=None,
               input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
-              widths=WIDTHS, scale="mean_abs", gradient="magnitude_aware"):
+              widths=WIDTHS, scale="mean_abs", gradient="magnitude_aware", activation=None,
+              weight_decay=0.0, latent_clip=None):
     return bireal_net((4, 4, 4, 4), **locals())
 
 
 @_named((6, 8, 12, 6), "32 binary 3x3 convs")
 def bireal_34(classes=1000, binary=True, input_shape=None, *, include_top=True, weights=None,
               input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
-              widths=WIDTHS, scale="mean_abs", gradient="magnitude_aware"):
+              widths=WIDTHS, scale="mean_abs", gradient="magnitude_aware", activation=None,
+              weight_decay=0.0, latent_clip=None):
     return bireal_net((6, 8, 12, 6), **locals())
 
 
@@ -158,12 +184,35 @@ def _bn(name):
     return layers.BatchNormalization(epsilon=BN_EPSILON, name=name)
 
 
-def _block(x, width, down, prefix, binary, scale="mean_abs", gradient="magnitude_aware"):
-    y = x if binary else layers.ReLU(name=f"{prefix}_relu")(x)
+def _conv_options(binary, activation, gradient, weight_decay, latent_clip):
+    """The 3x3 convs' regularizer and constraint, after checking `activation`."""
+    if binary and activation not in (None, "sign"):
+        raise ConfigError(f"activation={activation!r} is for the real-valued net "
+                          "(binary=False); the binary net uses sign.")
+    if not binary and activation is not None and activation not in REAL_STAGES:
+        raise ConfigError(f"Unknown activation {activation!r}: expected one of "
+                          f"{sorted(REAL_STAGES)} (binary=False).")
+    if latent_clip is None and binary and gradient in ("clipped", "magnitude_aware"):
+        latent_clip = 1.0
+    return {
+        "kernel_regularizer": keras.regularizers.L2(weight_decay / 2) if weight_decay else None,
+        "kernel_constraint": WeightClip(latent_clip) if latent_clip else None,
+    }
+
+
+def _block(x, width, down, prefix, binary, scale="mean_abs", gradient="magnitude_aware",
+           activation="relu", conv_options=None):
+    if binary:
+        y = x
+    elif activation == "relu":
+        y = layers.ReLU(name=f"{prefix}_relu")(x)
+    else:
+        y = layers.Activation(REAL_STAGES[activation], name=f"{prefix}_{activation}")(x)
     y = BinaryConv2D(
         width, 3, strides=2 if down else 1, padding="same", binary=binary,
         scale=scale, gradient=gradient,
         input_quantizer="approx_sign" if binary else None, name=f"{prefix}_conv",
+        **(conv_options or {}),
     )(y)
     y = _bn(f"{prefix}_bn")(y)
     if down:

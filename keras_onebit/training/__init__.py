@@ -2,6 +2,12 @@
 
 from keras_onebit.training.augment import augment, cutout, flip, pad_crop
 from keras_onebit.training.batchnorm import recompute_bn_statistics
+from keras_onebit.training.bireal import (
+    binarize_latent_weights,
+    copy_matching_weights,
+    freeze_all_but_batchnorm,
+    retrain_batchnorm,
+)
 from keras_onebit.training.iterative import (
     IterativeBinarization,
     binarization_order,
@@ -19,6 +25,7 @@ from keras_onebit.training.schedules import (
 __all__ = [
     "IterativeBinarization", "binarization_order", "measure_sensitivity", "sensitivity_order",
     "WarmRestartCosine", "ZeroMomentumAtRestart", "augment", "cutout", "dtype_policy",
-    "eval_dataset", "flip",
+    "binarize_latent_weights", "copy_matching_weights", "eval_dataset", "flip",
+    "freeze_all_but_batchnorm", "retrain_batchnorm",
     "pad_crop", "recompute_bn_statistics", "restart_epochs", "train_dataset",
 ]
