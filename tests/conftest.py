@@ -1,5 +1,7 @@
 import os
 import pathlib
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -37,3 +39,14 @@ def tree_state(*roots):
                 st = p.stat()
                 state[p] = (st.st_size, st.st_mtime_ns)
     return state
+
+
+def run_on_jax(script, out_dir, data_path, result_name):
+    """Runs `script OUT_DIR DATA_PATH` in a process on Keras' JAX backend (a
+    process has one backend) and returns the arrays of OUT_DIR/result_name."""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, str(script), str(out_dir), str(data_path)],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(pathlib.Path(out_dir) / result_name, allow_pickle=False) as d:
+        return {k: d[k] for k in d.files}

@@ -2,9 +2,7 @@
 a process has one backend): the same values and gradients as TensorFlow,
 training works, and a JAX-trained .keras file loads and exports here."""
 
-import os
 import pathlib
-import subprocess
 import sys
 
 import numpy as np
@@ -14,6 +12,7 @@ import tensorflow as tf
 import keras_onebit as kob
 from keras_onebit import export
 from keras_onebit.export import report
+from tests.conftest import run_on_jax
 
 pytest.importorskip("jax")
 PROBE = pathlib.Path(__file__).with_name("backend_probe.py")
@@ -24,12 +23,7 @@ import backend_probe  # noqa: E402
 @pytest.fixture(scope="module")
 def jax_run(tmp_path_factory, shared):
     out = tmp_path_factory.mktemp("jax")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run([sys.executable, str(PROBE), str(out), str(shared / "data/mnist.npz")],
-                            env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    with np.load(out / "probe.npz", allow_pickle=False) as d:
-        return out, {k: d[k] for k in d.files}
+    return out, run_on_jax(PROBE, out, shared / "data/mnist.npz", "probe.npz")
 
 
 @pytest.mark.parametrize("name", sorted(backend_probe.QUANTIZERS))

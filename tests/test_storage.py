@@ -1,8 +1,6 @@
 """Stochastic one-bit storage of layer inputs for the backward pass (SPEC §5)."""
 
-import os
 import pathlib
-import subprocess
 import sys
 
 import keras
@@ -12,6 +10,7 @@ import tensorflow as tf
 
 from keras_onebit import BinaryConv2D, BinaryDense, models
 from keras_onebit.storage import StochasticBinaryStorage, pack_bits, unpack_bits
+from tests.conftest import run_on_jax
 
 
 def relu_input(shape, seed=0):
@@ -236,12 +235,7 @@ PROBE = pathlib.Path(__file__).with_name("storage_backend_probe.py")
 def jax_probe(tmp_path_factory, shared):
     pytest.importorskip("jax")
     out = tmp_path_factory.mktemp("storage_jax")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run([sys.executable, str(PROBE), str(out), str(shared / "data/mnist.npz")],
-                            env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    with np.load(out / "storage_probe.npz", allow_pickle=False) as d:
-        return {k: d[k] for k in d.files}
+    return run_on_jax(PROBE, out, shared / "data/mnist.npz", "storage_probe.npz")
 
 
 def test_jax_bit_mask_relus_equal_tensorflow(jax_probe):
