@@ -54,6 +54,13 @@ class DataError(Error, ValueError):
 
 
 def default_dirs():
+    """The directories `load_dataset` searches when no `data_dir` is given.
+
+    Returns:
+        A list of `pathlib.Path`: `$KERAS_ONEBIT_DATA` (when set), then
+        `../shared/data` beside the project, then `~/.keras/datasets`. They
+        need not exist.
+    """
     project = pathlib.Path(__file__).resolve().parents[1]
     dirs = [os.environ.get("KERAS_ONEBIT_DATA"), project.parent / "shared" / "data",
             pathlib.Path.home() / ".keras" / "datasets"]
@@ -61,7 +68,30 @@ def default_dirs():
 
 
 def load_dataset(name, data_dir=None, download=False):
-    """Returns a dict of numpy arrays (see the module docstring)."""
+    """Loads a data set from a local directory, or from `keras.datasets`.
+
+    Every file is checked before it is trusted (see the module docstring).
+
+    Args:
+        name: "mnist", "cifar10", "cifar100" or "svhn".
+        data_dir: the directory to read; None searches `default_dirs()` in
+            order, first copy found wins.
+        download: with no local copy, fetch it with `keras.datasets`
+            (MNIST, CIFAR-10 and CIFAR-100 only).
+
+    Returns:
+        A dict of NumPy arrays: "x_train", "x_test" uint8 NHWC images
+        (MNIST gets a channel axis), "y_train", "y_test" int64 label vectors
+        in [0, classes), and, where the source has them,
+        "train_exact_mask" / "test_exact_mask" (bool, one per image).
+
+    Raises:
+        DataError: an unknown name; no local copy (and `download=False`, or
+            a data set `keras.datasets` does not have); a file that is
+            empty, truncated, malformed or holds out-of-range labels, wrong
+            shapes or dtypes.
+        MissingDependencyError: SVHN's .mat files without scipy installed.
+    """
     if name not in DATASETS:
         raise DataError(f"Unknown dataset {name!r}: expected one of {DATASETS}.")
     dirs = [pathlib.Path(data_dir)] if data_dir else default_dirs()
@@ -96,6 +126,13 @@ def _load_local(name, directory):
 def npy_header(f):
     """(shape, fortran_order, dtype) of the .npy header at the start of the
     binary file `f`, which is left at the start of the data (nothing else read).
+
+    Args:
+        f: a binary file object positioned at the start of a .npy file (or
+            .npz member).
+
+    Returns:
+        The tuple (shape, fortran_order, dtype) numpy's header reader gives.
 
     Raises:
         ValueError: not a .npy header of version 1.0 or 2.0 (numpy's own
@@ -300,7 +337,14 @@ def _labels(values, classes, where):
 
 
 def scipy_io():
-    """scipy.io, or a `MissingDependencyError` naming the pip extra."""
+    """scipy.io, or a `MissingDependencyError` naming the pip extra.
+
+    Returns:
+        The `scipy.io` module.
+
+    Raises:
+        MissingDependencyError: scipy is not installed (the "mat" extra).
+    """
     return require("scipy.io", "mat", "Reading .mat files")
 
 

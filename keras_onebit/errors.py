@@ -32,7 +32,19 @@ class BackendError(Error, RuntimeError):
 
 def require(module, extra, what):
     """Imports and returns `module`, or raises `MissingDependencyError` that
-    says `pip install keras_onebit[extra]` is needed for `what`."""
+    says `pip install keras_onebit[extra]` is needed for `what`.
+
+    Args:
+        module: the dotted module name to import, e.g. "scipy.io".
+        extra: the pip extra of keras_onebit that installs it.
+        what: the feature that needs it, for the message.
+
+    Returns:
+        The imported module.
+
+    Raises:
+        MissingDependencyError: the module cannot be imported.
+    """
     import importlib
 
     try:
@@ -46,7 +58,11 @@ def require(module, extra, what):
 def require_tensorflow_installed():
     """Raises `MissingDependencyError` unless some TensorFlow is installed
     (tensorflow, tensorflow-cpu, tf-nightly: any flavour provides the module;
-    the package does not force one, as larq does not)."""
+    the package does not force one, as larq does not).
+
+    Raises:
+        MissingDependencyError: no `tensorflow` module is importable.
+    """
     import importlib.util
 
     if importlib.util.find_spec("tensorflow") is None:
@@ -57,7 +73,14 @@ def require_tensorflow_installed():
 
 
 def require_tensorflow_backend(what):
-    """Raises `BackendError` unless Keras runs on the TensorFlow backend."""
+    """Raises `BackendError` unless Keras runs on the TensorFlow backend.
+
+    Args:
+        what: the feature that needs TensorFlow, for the message.
+
+    Raises:
+        BackendError: Keras runs on another backend.
+    """
     import keras
 
     backend = keras.backend.backend()

@@ -15,6 +15,19 @@ def restore_kernel(layer, signs, alpha):
     the common magnitude is found by bisection on its float32 bit pattern (the
     mean is monotone in it), then the last weight of each channel alone, until
     the mean is `alpha` exactly.
+
+    Args:
+        layer: a built one-bit layer (`BinaryConv2D` / `BinaryDense`) with a
+            kernel quantizer; its `kernel.shape` and quantizer's scale are used.
+        signs: a float32 array of +-1, the kernel's signs (any shape holding
+            the kernel's elements, row-major).
+        alpha: the scale: a scalar, or one value per output channel for a
+            per-channel (`"mean_abs"`) quantizer.
+
+    Returns:
+        A float32 NumPy array, the latent kernel whose quantized forward
+        kernel is `alpha * signs` (of the kernel's shape for a per-channel
+        scale, of `signs`' shape otherwise).
     """
     alpha = np.asarray(alpha, np.float32)
     if not layer.kernel_quantizer.per_channel:

@@ -191,6 +191,11 @@ class BinaryConv2D(OneBitKernelMixin, keras.layers.Conv2D):
         input_storage: None (the backward pass keeps the input as it is) or
             `"stochastic_1bit"` / a `StochasticBinaryStorage` (one random
             bit per element; McDonnell et al. 2017).
+
+    Raises:
+        ConfigError: an unknown scale, gradient or quantizer name;
+            `kernel_quantizer` with `binary=False`; `switchable=True` with
+            `binary=False`; an unknown `input_storage`.
     """
 
     def __init__(self, filters, kernel_size, use_bias=False, kernel_initializer="he_normal",
@@ -212,8 +217,24 @@ class BinaryConv2D(OneBitKernelMixin, keras.layers.Conv2D):
 class BinaryDense(OneBitKernelMixin, keras.layers.Dense):
     """Densely connected layer with one-bit weights.
 
-    Args: as `keras.layers.Dense`, plus `binary`, `scale`, `gradient`,
-    `kernel_quantizer`, `input_quantizer`, `switchable` and `input_storage` as in `BinaryConv2D`.
+    Args:
+        units, activation, use_bias, kernel_initializer, ...: as
+            `keras.layers.Dense` (defaults here: no bias, He-normal latent
+            kernel); the one-bit arguments below are keyword arguments.
+        binary: if False the layer is a plain float Dense.
+        scale: `"he"` (default), `"mean_abs"`, `"none"`, or a float; as in
+            `BinaryConv2D`.
+        gradient: `"ste"` (default), `"clipped"` or `"magnitude_aware"`.
+        kernel_quantizer: a `Quantizer`, its config or a name; overrides
+            `scale` and `gradient`.
+        input_quantizer: None (default), `"approx_sign"`, `"ste_sign"` or a
+            quantizer instance.
+        switchable: start float, turn one-bit on `set_binary(True)`.
+        input_storage: None or `"stochastic_1bit"` / a
+            `StochasticBinaryStorage`.
+
+    Raises:
+        ConfigError: as `BinaryConv2D`.
     """
 
     def __init__(self, units, use_bias=False, kernel_initializer="he_normal", **kwargs):
@@ -235,6 +256,12 @@ class ZeroChannels(keras.layers.Layer):
     """Appends zero channels up to `channels` (the WRN down-block shortcut).
 
     Real channels come first, then zeros: `concatenate([x, zeros])`.
+
+    Args:
+        channels: the number of channels of the output; at least the
+            input's (calling the layer on more channels raises
+            `ConfigError`).
+        **kwargs: as `keras.layers.Layer` (name, dtype, ...).
     """
 
     def __init__(self, channels, **kwargs):
@@ -261,7 +288,11 @@ class ZeroChannels(keras.layers.Layer):
 class ShiftedReLU(keras.layers.Layer):
     """max(x, -1): the ReLU of the WRN variant without batch norm. In
     training its backward pass keeps the one-bit mask x >= -1 instead of the
-    float input (the same gradient, tf.maximum's)."""
+    float input (the same gradient, tf.maximum's).
+
+    Args:
+        **kwargs: as `keras.layers.Layer` (name, dtype, ...).
+    """
 
     def call(self, inputs, training=None):
         if training:
@@ -274,5 +305,14 @@ BINARY_LAYERS = (BinaryConv2D, BinaryDense)
 
 def is_binary(layer):
     """True for a layer whose kernel is one bit per weight now (a switchable
-    layer counts once it is switched on)."""
+    layer counts once it is switched on).
+
+    Args:
+        layer: any Keras layer.
+
+    Returns:
+        True for a `BinaryConv2D` / `BinaryDense` whose one-bit kernel is on,
+        False otherwise (float layers, `binary=False`, a switchable layer not
+        yet switched).
+    """
     return isinstance(layer, BINARY_LAYERS) and layer.binary_is_on()

@@ -22,19 +22,42 @@ GRADIENTS = ("ste", "clipped", "magnitude_aware")
 
 
 def sign(x):
-    """+1 where x >= 0, -1 elsewhere (so sign(0) = +1), in x's dtype."""
+    """+1 where x >= 0, -1 elsewhere (so sign(0) = +1), in x's dtype.
+
+    Args:
+        x: a tensor or array-like.
+
+    Returns:
+        A tensor of x's shape and dtype holding +1 and -1.
+    """
     x = ops.convert_to_tensor(x)
     one = ops.ones_like(x)
     return ops.where(x >= 0, one, -one)
 
 
 def fan_in(shape):
-    """Inputs that feed one output unit: every axis but the last (HWIO / IO)."""
+    """Inputs that feed one output unit: every axis but the last (HWIO / IO).
+
+    Args:
+        shape: a kernel shape, e.g. `(kh, kw, c_in, c_out)` or `(c_in, c_out)`.
+
+    Returns:
+        The product of all dimensions but the last, a Python int.
+    """
     return math.prod(int(d) for d in shape[:-1])
 
 
 def he_scale(shape):
-    """The He-normal std of a kernel of this shape: sqrt(2 / fan_in)."""
+    """The He-normal std of a kernel of this shape: sqrt(2 / fan_in).
+
+    This is McDonnell's constant one-bit scale alpha (`SignWeight(scale="he")`).
+
+    Args:
+        shape: a kernel shape; `fan_in(shape)` must be positive.
+
+    Returns:
+        sqrt(2 / fan_in(shape)), a Python float.
+    """
     return math.sqrt(2.0 / fan_in(shape))
 
 
@@ -51,6 +74,10 @@ class Quantizer:
     quantizers), as larq's quantizers report it; `summary` counts memory
     with it. Subclass it (and register the subclass with
     `keras.saving.register_keras_serializable`) for a quantizer of your own.
+
+    The base class takes no arguments; a subclass's constructor arguments
+    must be what its `get_config` returns (the default `from_config` calls
+    `cls(**config)`).
     """
 
     precision = 32
@@ -151,6 +178,9 @@ class ApproxSign(Quantizer):
 
     Backward ("ApproxSign", Liu et al. 2018): the gradient is multiplied by
     2 + 2x on [-1, 0), 2 - 2x on [0, 1) and 0 outside.
+
+    Takes no constructor arguments; call it on a tensor to get the +-1 tensor
+    of the same shape.
     """
 
     precision = 1
@@ -172,7 +202,11 @@ class ApproxSign(Quantizer):
 @keras.saving.register_keras_serializable(package="keras_onebit")
 class SteSign(Quantizer):
     """Binary activation with the clipped straight-through gradient
-    (BinaryNet / larq `ste_sign`): forward sign(x), backward g * 1[|x| <= 1]."""
+    (BinaryNet / larq `ste_sign`): forward sign(x), backward g * 1[|x| <= 1].
+
+    Takes no constructor arguments; call it on a tensor to get the +-1 tensor
+    of the same shape.
+    """
 
     precision = 1
 
@@ -251,7 +285,16 @@ def get_kernel_quantizer(identifier):
 
 
 def serialize(quantizer):
-    """The Keras config dict of a quantizer (None for None)."""
+    """The Keras config dict of a quantizer (None for None).
+
+    `get` and `get_kernel_quantizer` take the dict back.
+
+    Args:
+        quantizer: a `Quantizer` instance or None.
+
+    Returns:
+        The dict of `keras.saving.serialize_keras_object`, or None.
+    """
     if quantizer is None:
         return None
     return keras.saving.serialize_keras_object(quantizer)

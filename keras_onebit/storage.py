@@ -72,7 +72,16 @@ def _static_size(x):
 
 def pack_bits(bits):
     """uint8 (ceil(n / 8),) from a 0/1 tensor of n elements (bit k of byte j
-    is element 8 j + k, least significant first; zero padding)."""
+    is element 8 j + k, least significant first; zero padding).
+
+    Args:
+        bits: a tensor of 0/1 (or boolean) values, any shape (flattened in
+            row-major order).
+
+    Returns:
+        A uint8 tensor of shape (ceil(n / 8),), a backend tensor (TensorFlow
+        or JAX).
+    """
     if _on_jax():
         import jax.numpy as jnp
 
@@ -83,7 +92,17 @@ def pack_bits(bits):
 
 
 def unpack_bits(packed, shape, dtype="float32"):
-    """The 0/1 tensor of `shape` that `pack_bits` packed."""
+    """The 0/1 tensor of `shape` that `pack_bits` packed.
+
+    Args:
+        packed: the uint8 tensor `pack_bits` returned.
+        shape: the shape of the original tensor (its n elements are the first
+            n bits; the padding bits are dropped).
+        dtype: the dtype of the result (default "float32").
+
+    Returns:
+        A tensor of `shape` and `dtype` holding 0 and 1.
+    """
     if _on_jax():
         import jax.numpy as jnp
 
@@ -146,7 +165,12 @@ class StochasticBinaryStorage(Quantizer):
 
     Args:
         scale: `"max"` (default), `"percentile"`, or a fixed float s.
-        percentile: the percentile of x used as lo + s with `"percentile"`.
+        percentile: the percentile of x used as lo + s with `"percentile"`,
+            in (0, 100] (default 99).
+
+    Raises:
+        ConfigError: an unknown scale name, a fixed scale <= 0, or a
+            percentile outside (0, 100].
     """
 
     def __init__(self, scale="max", percentile=99.0):
@@ -269,7 +293,14 @@ class BitMaskReLU(keras.layers.Layer):
     """ReLU for networks trained with stochastic one-bit storage: in training
     its backward pass keeps a one-bit mask, not the float output, so together
     with the next layer's `input_storage` the float activation is not kept
-    at all. Inference (and export) is a plain ReLU."""
+    at all. Inference (and export) is a plain ReLU.
+
+    Training with it runs on the TensorFlow and JAX backends (a `BackendError`
+    on others).
+
+    Args:
+        **kwargs: as `keras.layers.Layer` (name, dtype, ...).
+    """
 
     def call(self, inputs, training=None):
         if training:
@@ -278,7 +309,19 @@ class BitMaskReLU(keras.layers.Layer):
 
 
 def get(identifier):
-    """None, "stochastic_1bit", a config dict or a StochasticBinaryStorage."""
+    """An input storage from None, "stochastic_1bit", a config dict or an instance.
+
+    Args:
+        identifier: None, "stochastic_1bit", a `StochasticBinaryStorage`, or
+            the dict `quantizers.serialize` returned for one.
+
+    Returns:
+        A `StochasticBinaryStorage` (the deserialized object for a dict), or
+        None.
+
+    Raises:
+        ConfigError: any other identifier.
+    """
     if identifier is None or isinstance(identifier, StochasticBinaryStorage):
         return identifier
     if identifier == "stochastic_1bit":
