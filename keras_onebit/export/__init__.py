@@ -40,7 +40,44 @@ from keras_onebit.export.tflite import FORMATS, convert, export_tflite
 
 
 def export_bundle(*args, **kwargs):
-    """All formats into one folder with report.json / report.md (see bundle.py)."""
+    """Exports `model` in every format into one folder and measures each file.
+
+    Imports `keras_onebit.export.bundle` (LiteRT, TFLite Micro) only when
+    called. Writes `<name>.onebit` and `<name>_<format>.tflite` (and the
+    micro C source) into `out_dir`; the report it returns is what
+    `python -m keras_onebit export` writes as report.json / report.md.
+
+    Args:
+        model: a built Keras model of the exportable layer types.
+        out_dir: the output folder (created if missing).
+        images: real input images (N, H, W, C) for the comparison with Keras
+            and the latency.
+        representative: images for the int8 / int4 calibration.
+        formats: the TFLite formats (a sequence of `FORMATS` names or a
+            comma-separated string); default all.
+        name: the file name stem; default `model.name`.
+        source: free text recorded in the archive's metadata and the report.
+        micro_images: images run in the TFLite Micro interpreter.
+        threads: LiteRT threads for the outputs and the latency.
+        latency_runs: timed LiteRT invocations per format.
+        command: the command line, recorded in the report.
+        tflm_formats: formats also run in TFLite Micro.
+        progress: a print-like function for the progress lines.
+
+    Returns:
+        The report dict: "model" (name, binary weights, float parameters,
+        one-bit limit bytes, float32 bytes), "images", "threads",
+        "latency_runs", "command", "formats" (one row per file: bytes, ratio to
+        the one-bit limit, max |difference| and argmax agreement with Keras,
+        latency) and "seconds".
+
+    Raises:
+        ExportError: an unknown format, a layer or input quantizer the
+            exporters cannot convert, an output folder that cannot be
+            created or written, missing or bad representative images, or a
+            failed conversion (all before any file for the unsupported layer,
+            format or folder).
+    """
     from keras_onebit.export.bundle import export_bundle as run
 
     return run(*args, **kwargs)

@@ -166,8 +166,20 @@ def packed_bytes(model, metadata=None):
 def save_packed(model, path, metadata=None):
     """Writes `model` as a packed one-bit archive at `path` (atomically).
 
-    `metadata`: an optional JSON-serializable dict stored in the manifest
-    (read it back with `read_manifest(path)["metadata"]`). Returns the path.
+    Args:
+        model: a built Keras model with a serializable architecture
+            (registered layers, no `Lambda`).
+        path: the archive file to write (its folder must exist).
+        metadata: an optional JSON-serializable dict stored in the manifest
+            (read it back with `read_manifest(path)["metadata"]`).
+
+    Returns:
+        `path`, as given.
+
+    Raises:
+        ExportError: `path` cannot be written; metadata that is not
+            JSON-serializable; a model that is not built, holds a `Lambda`
+            layer or has no serializable architecture.
     """
     check_writable(path)
     data = packed_bytes(model, metadata)
@@ -771,7 +783,16 @@ def load_packed(path):
 
 
 def limit_bytes(model):
-    """The one-bit limit: binary weights / 8 + float parameters * 4 (scales included)."""
+    """The one-bit limit: binary weights / 8 + float parameters * 4 (scales included).
+
+    Args:
+        model: a built Keras model.
+
+    Returns:
+        The limit in bytes, an int: ceil(one-bit weights / 8) plus 4 bytes
+        per float parameter (every other weight, and each binary kernel's
+        scales).
+    """
     kernels = binary_kernels(model)
     binary = floats = 0
     for w in model.weights:

@@ -86,7 +86,27 @@ def _representative(data, input_shape, samples=None):
 
 
 def convert(model, format="float", representative_data=None):
-    """The .tflite bytes of `model` in `format` (micro: the uncompressed int8 model)."""
+    """The .tflite bytes of `model` in `format` (micro: the uncompressed int8 model).
+
+    Converted with TensorFlow's TFLite converter from a deploy clone with
+    constant kernels (never from the training graph).
+
+    Args:
+        model: a built Keras model of the exportable layer types.
+        format: one of `FORMATS` (default "float").
+        representative_data: real input images (N, H, W, C), raw as the model
+            takes them; needed by "int8", "int4", "packed_int8" and "micro"
+            (the first `REPRESENTATIVE_SAMPLES` are used).
+
+    Returns:
+        The .tflite flatbuffer, as bytes.
+
+    Raises:
+        ExportError: an unknown format; a layer or input quantizer the
+            exporters cannot convert; missing, empty, wrongly shaped or
+            non-finite representative data for a quantized format; or a
+            failed TFLite conversion.
+    """
     if format not in FORMATS:
         raise ExportError(f"Unknown format {format!r}: expected one of {', '.join(FORMATS)}.")
     if format in bitpack.BASE:
@@ -110,8 +130,19 @@ def convert(model, format="float", representative_data=None):
 def export_tflite(model, path, format="float", representative_data=None):
     """Writes `model` as a .tflite file in `format` at `path` (atomically).
 
-    `representative_data`: real input images (N, H, W, C), raw as the model
-    takes them, needed by int8, int4 and micro. Returns the path.
+    Args:
+        model: a built Keras model of the exportable layer types.
+        path: the .tflite file to write (its folder must exist).
+        format: one of `FORMATS` (default "float"); "micro" also compresses
+            the int8 model with TFLite Micro's 1-bit lookup tables.
+        representative_data: real input images (N, H, W, C), raw as the model
+            takes them, needed by int8, int4, packed_int8 and micro.
+
+    Returns:
+        The path written, a `pathlib.Path`.
+
+    Raises:
+        ExportError: `path` cannot be written, or as `convert`.
     """
     check_writable(path)
     if format == "micro":

@@ -10,7 +10,14 @@ CHUNK = 1 << 20
 
 
 def sha256_file(path):
-    """Hex sha256 of the file at `path`, read in 1 MiB chunks."""
+    """Hex sha256 of the file at `path`, read in 1 MiB chunks.
+
+    Args:
+        path: the file to hash (a str or path-like).
+
+    Returns:
+        The 64-character lowercase hex digest, a str.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):

@@ -82,7 +82,17 @@ def save_entry(
 
     When the entry lands in the project's `pretrained/`, `pretrained/index.json`
     is updated (an entry that already has an upstream `url` keeps it, so the
-    converted file itself is not referenced by the manifest). Returns the folder.
+    converted file itself is not referenced by the manifest).
+
+    Returns:
+        The entry folder `<out_dir>/<model_id>`, a `pathlib.Path`.
+
+    Raises:
+        InvalidIdError: `model_id` is not a plain id (an `UnknownModelError`,
+            a `HubError`); checked before any path is built from it.
+        FieldError: a config field of the wrong type (a `HubError`).
+        HubError: the project's manifest cannot be read or updated.
+        ExportError: the model cannot be stored as a packed archive.
     """
     from keras_onebit.export import save_packed
 

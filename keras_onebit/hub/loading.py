@@ -425,9 +425,20 @@ def _load_mat(path, classifier_activation="softmax"):
 
 
 def list_entries():
-    """One dict per known model (manifest order, then other folders by name):
-    id, dataset, factory, binary, default flag, `local` (the entry folder
-    found, or None) and `url`."""
+    """One dict per known model (manifest order, then other folders by name).
+
+    A folder outside the manifest whose config.json cannot be read is still
+    listed, with None fields.
+
+    Returns:
+        A list of dicts with keys "id", "dataset", "factory", "binary",
+        "default" (True for `default_model_id()`), "local" (the entry folder
+        found, a `pathlib.Path`, or None) and "url" (or None).
+
+    Raises:
+        HubError: the project's manifest (pretrained/index.json) is unreadable
+            or malformed.
+    """
     manifest = registry.manifest_entries()
     found = registry.entry_dirs()
     default = registry.default_model_id()
@@ -447,7 +458,17 @@ def list_entries():
 
 
 def list_ids():
-    """Sorted ids of every known hub model (manifest entries and folders found)."""
+    """Sorted ids of every known hub model (manifest entries and folders found).
+
+    `keras_onebit.hub.list` is this function.
+
+    Returns:
+        A sorted list of model ids (str).
+
+    Raises:
+        HubError: the project's manifest (pretrained/index.json) is unreadable
+            or malformed.
+    """
     return registry.known_ids()
 
 

@@ -378,7 +378,31 @@ def source_info(info):
 def import_mcdonnell(mat_path, out_dir, layout="auto", model_id=None, metrics=None):
     """Converts one of the authors' .mat files into the hub entry
     `<out_dir>/<model_id>/` (default id e.g. "wrn_20_10-cifar10-1bit", with a
-    "-matlab" suffix for the MATLAB layout). Returns the entry folder."""
+    "-matlab" suffix for the MATLAB layout).
+
+    Args:
+        mat_path: one of McDonnell's published WRN .mat files (needs scipy,
+            the "mat" extra).
+        out_dir: the hub folder (or the entry folder itself), as in
+            `save_entry`.
+        layout: "auto" (default: detected from the variables), "keras" or
+            "matlab".
+        model_id: the hub id; default from the classes, layout, depth and
+            width.
+        metrics: a dict for the model card; default this project's
+            measurements when the file is a known one and the id the default.
+
+    Returns:
+        The entry folder, a `pathlib.Path` (what `save_entry` returns).
+
+    Raises:
+        ConfigError: an unknown `layout`.
+        FileNotFoundError: there is no file at `mat_path`.
+        MatFormatError: a file that is too large, unreadable or not one of
+            the authors' two WRN layouts (names what is missing).
+        HubError: as `save_entry` (an invalid `model_id`, a manifest that
+            cannot be updated).
+    """
     from keras_onebit.hub.entry import save_entry
 
     info = read_mat(mat_path, layout)

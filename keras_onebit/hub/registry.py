@@ -69,7 +69,13 @@ def env_dirs():
 
 
 def search_dirs():
-    """The hub folders in resolution order (they need not exist)."""
+    """The hub folders in resolution order (they need not exist).
+
+    Returns:
+        A list of `pathlib.Path`: each folder of `$KERAS_ONEBIT_HUB` (split on
+        `os.pathsep`), the shipped `pretrained/`, then the user cache
+        (`$KERAS_ONEBIT_CACHE`, else `~/.keras/keras_onebit`).
+    """
     return env_dirs() + [pretrained_dir(), cache_dir()]
 
 
@@ -332,7 +338,14 @@ def update_manifest(entry, root=None):
 
 def default_model_id():
     """The id flagged `default` in the manifest, else "wrn_20_1-cifar10-1bit"
-    (which may not exist yet: loading it then raises FileNotFoundError)."""
+    (which may not exist yet: loading it then raises a `HubError`, e.g.
+    `ModelNotAvailableError`, a FileNotFoundError).
+
+    An unreadable manifest is treated as one without a default (no error).
+
+    Returns:
+        The model id, a str.
+    """
     try:
         entries = manifest_entries()
     except HubError:
