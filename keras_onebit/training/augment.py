@@ -23,13 +23,34 @@ def random_pixels(shape, seed):
 
 
 def flip(images, seed):
+    """Flips each image of the batch left-right with probability 0.5.
+
+    Args:
+        images: a float32 batch (B, H, W, C).
+        seed: a stateless seed of shape (2,) (int32 / int64).
+
+    Returns:
+        A tensor of the shape and dtype of `images`.
+    """
     batch = tf.shape(images)[0]
     coin = tf.random.stateless_uniform([batch, 1, 1, 1], seed) < 0.5
     return tf.where(coin, tf.reverse(images, axis=[2]), images)
 
 
 def pad_crop(images, seed, pad=4):
-    """Random crop of the image padded by `pad` random-valued pixels."""
+    """Random crop of the image padded by `pad` random-valued pixels.
+
+    Each image is padded by `pad` pixels of uniform random integers 0..255
+    (not zeros) on every side, and an H x W window at a random offset is kept.
+
+    Args:
+        images: a float32 batch (B, H, W, C) of raw pixels.
+        seed: a stateless seed of shape (2,).
+        pad: the padding in pixels (default 4).
+
+    Returns:
+        A float32 tensor of the shape of `images`.
+    """
     noise_seed, offset_seed = _split(seed, 2)
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]
@@ -45,7 +66,19 @@ def pad_crop(images, seed, pad=4):
 
 
 def cutout(images, seed, size=18):
-    """Replaces a size x size patch, centred anywhere, by random pixels."""
+    """Replaces a size x size patch, centred anywhere, by random pixels.
+
+    The centre is uniform over the image, so the border may cut the patch;
+    the patch holds uniform random integers 0..255.
+
+    Args:
+        images: a float32 batch (B, H, W, C) of raw pixels.
+        seed: a stateless seed of shape (2,).
+        size: the side of the patch in pixels (default 18).
+
+    Returns:
+        A float32 tensor of the shape of `images`.
+    """
     centre_seed, noise_seed = _split(seed, 2)
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]
@@ -61,7 +94,17 @@ def cutout(images, seed, size=18):
 
 
 def augment(images, seed, use_cutout=False):
-    """flip -> pad-4 random-fill crop -> (cutout), on a float32 batch."""
+    """flip -> pad-4 random-fill crop -> (cutout), on a float32 batch.
+
+    Args:
+        images: a float32 batch (B, H, W, C) of raw pixels.
+        seed: a stateless seed of shape (2,); split into one seed per step,
+            so the same seed gives the same batch.
+        use_cutout: also apply `cutout` (default False).
+
+    Returns:
+        The augmented float32 batch, of the shape of `images`.
+    """
     flip_seed, crop_seed, cut_seed = _split(tf.convert_to_tensor(seed, tf.int64), 3)
     images = pad_crop(flip(images, flip_seed), crop_seed)
     if use_cutout:

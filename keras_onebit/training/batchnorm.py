@@ -15,7 +15,16 @@ def recompute_bn_statistics(model, batches, steps):
 
     Runs the model in training mode with momentum 1 - 1/i at batch i, which
     makes each moving statistic the running mean of the batch statistics.
-    No trainable weight changes.
+    No trainable weight changes. Only the model's top-level BN layers
+    (`model.layers`) are updated.
+
+    Args:
+        model: a Keras model with BatchNormalization layers.
+        batches: a `tf.data.Dataset` of (images, labels) batches.
+        steps: how many batches to average over.
+
+    Returns:
+        A dict {BN layer name: its new moving mean as a NumPy array}.
     """
     layers = batch_norm_layers(model)
     saved = [layer.momentum for layer in layers]

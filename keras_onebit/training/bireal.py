@@ -85,6 +85,10 @@ def binarize_latent_weights(model):
 def freeze_all_but_batchnorm(model):
     """Makes only the batch-norm layers trainable (recompile afterwards).
 
+    Args:
+        model: a Keras model; every leaf layer (`walk.iter_layers`, nested
+            models' layers too) is set.
+
     Returns:
         The names of the trainable layers.
     """

@@ -32,7 +32,24 @@ def switchable_layers(model):
 
 
 def binarization_order(model, order="forward", seed=0):
-    """The switchable layers of `model` in the order they turn one-bit."""
+    """The switchable layers of `model` in the order they turn one-bit.
+
+    Args:
+        model: a model built with switchable binary layers
+            (`switchable=True`).
+        order: "forward" (input to output), "reverse", "random" (a seeded
+            permutation), or a list of the switchable layers' names, each
+            once (e.g. from `sensitivity_order`).
+        seed: the seed of the "random" order.
+
+    Returns:
+        A list of the switchable `BinaryConv2D` / `BinaryDense` layers.
+
+    Raises:
+        ConfigError: the model has no switchable binary layers; an unknown
+            order name; a list that names other layers or misses or repeats
+            one.
+    """
     layers = switchable_layers(model)
     if not layers:
         raise ConfigError(f"Model {model.name!r} has no switchable binary layers: build it with "
@@ -135,7 +152,24 @@ def measure_sensitivity(build_model, train_and_score, layer_names=None):
     sensitivity measurement): for each switchable layer, a fresh model from
     `build_model()` with only that layer switched on is passed to
     `train_and_score(model)`, which trains it and returns its validation
-    accuracy."""
+    accuracy.
+
+    Args:
+        build_model: a function of no arguments returning a fresh model with
+            switchable binary layers (all switched off).
+        train_and_score: a function of the model returning a number (higher
+            is better, e.g. validation accuracy).
+        layer_names: the layers to measure; default every switchable layer
+            of `build_model()`.
+
+    Returns:
+        A dict {layer name: float score}, in the order measured; pass it to
+        `sensitivity_order`.
+
+    Raises:
+        ConfigError: a name in `layer_names` that is not a switchable binary
+            layer of the model.
+    """
     names = layer_names or [layer.name for layer in switchable_layers(build_model())]
     scores = {}
     for name in names:

@@ -227,7 +227,18 @@ def prepare(config, resume):
 
 @contextlib.contextmanager
 def dtype_policy(name):
-    """Keras' global dtype policy set to `name` inside the block only."""
+    """Keras' global dtype policy set to `name` inside the block only.
+
+        with training.dtype_policy("mixed_float16"):
+            model = models.wrn_20_10()
+
+    Args:
+        name: a Keras dtype policy name, e.g. "float32" or "mixed_float16".
+
+    Returns:
+        A context manager; the previous policy is restored on exit, also
+        after an error.
+    """
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(name)
     try:

@@ -12,6 +12,22 @@ def train_dataset(x, y, batch_size, seed=0, augmentation="flip_crop", start_step
     `augmentation`: "none", "flip_crop" or "flip_crop_cutout". Batch i uses
     the seed (seed, i), so a run is reproducible and a resumed run passes
     `start_step` to continue the sequence of augmentation seeds.
+
+    Args:
+        x: the training images, uint8 or float (N, H, W, C), raw pixels.
+        y: the labels (N,).
+        batch_size: images per batch; the last partial batch of each pass is
+            dropped.
+        seed: the shuffle and augmentation seed.
+        augmentation: "none", "flip_crop" (default) or "flip_crop_cutout".
+        start_step: the index of the first batch (a resumed run's step).
+
+    Returns:
+        A `tf.data.Dataset` of (float32 images, labels) batches, repeated
+        without end and reshuffled each pass.
+
+    Raises:
+        ConfigError: an unknown augmentation.
     """
     if augmentation not in ("none", "flip_crop", "flip_crop_cutout"):
         raise ConfigError(f"Unknown augmentation {augmentation!r}.")
@@ -31,5 +47,15 @@ def train_dataset(x, y, batch_size, seed=0, augmentation="flip_crop", start_step
 
 
 def eval_dataset(x, y, batch_size=500):
+    """The evaluation batches, in order, not augmented.
+
+    Args:
+        x: the images (N, H, W, C), raw pixels.
+        y: the labels (N,).
+        batch_size: images per batch (default 500; the last may be smaller).
+
+    Returns:
+        A `tf.data.Dataset` of (float32 images, labels) batches, one pass.
+    """
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
     return ds.map(lambda a, b: (tf.cast(a, tf.float32), b)).prefetch(tf.data.AUTOTUNE)

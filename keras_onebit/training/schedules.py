@@ -11,7 +11,17 @@ from keras import ops
 
 
 def restart_epochs(first_cycle=2, t_mul=2, count=7):
-    """Epochs at which cycles end: [2, 6, 14, 30, 62, 126, 254] by default."""
+    """Epochs at which cycles end: [2, 6, 14, 30, 62, 126, 254] by default.
+
+    Args:
+        first_cycle: the length in epochs of the first cycle.
+        t_mul: the factor by which each cycle is longer than the last.
+        count: how many cycle ends to list.
+
+    Returns:
+        A list of `count` ints, the cumulative cycle lengths (the epoch, 0-based,
+        at which the next cycle starts).
+    """
     ends, length, total = [], first_cycle, 0
     for _ in range(count):
         total += length
@@ -80,7 +90,13 @@ class WarmRestartCosine(keras.optimizers.schedules.LearningRateSchedule):
 class ZeroMomentumAtRestart(keras.callbacks.Callback):
     """Zeroes the optimizer's momentum buffers when a warm restart begins,
     as the authors' MATLAB code does. Cycles span whole epochs, so a restart
-    is the start of an epoch listed by `restart_epochs`."""
+    is the start of an epoch listed by `restart_epochs`.
+
+    Args:
+        first_cycle: the length in epochs of the first cycle (default 2).
+        t_mul: the factor by which each cycle is longer than the last
+            (default 2); the first 16 restarts are watched.
+    """
 
     def __init__(self, first_cycle=2, t_mul=2):
         super().__init__()
