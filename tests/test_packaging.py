@@ -101,3 +101,23 @@ def test_installed_console_script_lists_the_hub(fresh_env, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "wrn_20_2-cifar10-1bit" in result.stdout
     assert result.stderr == ""  # the command line speaks only for itself
+
+
+@pytest.mark.parametrize("module, extra, call", [
+    ("scipy.io", "mat", lambda tmp: __import__("keras_onebit").hub.mcdonnell.read_mat(
+        ROOT.parent / "shared/reference/mcdonnell-wrn-20-10/CIFAR10_allparams.mat")),
+    ("matplotlib", "plots", lambda tmp: __import__("keras_onebit").training.plots.plot_curves(
+        tmp / "log.csv", tmp / "curves.png")),
+    ("ai_edge_litert.interpreter", "export",
+     lambda tmp: __import__("keras_onebit").export.report.litert_interpreter(b"")),
+])
+def test_missing_optional_dependency_names_its_extra(module, extra, call, tmp_path,
+                                                     monkeypatch):
+    import keras_onebit as kob
+    import keras_onebit.export.report  # noqa: F401
+    import keras_onebit.training.plots  # noqa: F401
+
+    (tmp_path / "log.csv").write_text("epoch,loss\n0,1.0\n")
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` now fails
+    with pytest.raises(kob.MissingDependencyError, match=rf"keras_onebit\[{extra}\]"):
+        call(tmp_path)

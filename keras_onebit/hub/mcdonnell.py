@@ -104,9 +104,10 @@ def _loadmat(path):
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such .mat file.")
+    scipy_io = data.scipy_io()  # without scipy: MissingDependencyError naming the extra
     try:
         data.check_mat_sizes(path, MatFormatError, MAX_MAT_BYTES, "the authors' WRN files")
-        return data.scipy_io().loadmat(str(path))
+        return scipy_io.loadmat(str(path))
     except MatFormatError:
         raise
     except NotImplementedError as e:  # v7.3 (HDF5) files
