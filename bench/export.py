@@ -7,7 +7,7 @@ file size against the one-bit limit (binary weights / 8 + floats * 4), argmax
 agreement with Keras on --images CIFAR-10 test images, and the LiteRT latency
 per image (batch 1) at 1 and 2 threads, all variants alternated in one run.
 Targets (issue 12): the fastest packed format <= 1.0x the float model's latency
-at 1 and 2 threads with >= 99% agreement; every packed format <= 1.10x the
+at 1 and 2 threads with >= 99 percent agreement; every packed format <= 1.10x the
 one-bit limit for WRN-16-4, <= 1.03x for WRN-20-10.
 Writes bench/results/export.json and the "Export" section of bench/README.md.
 WRN-20-10 conversions are heavy (minutes, GBs): choose models with --models.

@@ -22,9 +22,13 @@ from keras_onebit.hub.entry import read_config, save_entry
 from keras_onebit.hub.errors import (
     ArchitectureMismatchError,
     ChecksumError,
+    DownloadError,
+    FieldError,
     HubError,
+    InvalidIdError,
     MatFormatError,
     ModelNotAvailableError,
+    PathNotFoundError,
     TruncatedFileError,
     UnknownModelError,
 )
@@ -46,8 +50,9 @@ list = list_ids  # noqa: A001 - hub.list(), as timm.list_models(); nothing here 
 pretrained_weights.register_loader(load_weights_into)
 
 __all__ = [
-    "ArchitectureMismatchError", "ChecksumError", "HubError", "MatFormatError",
-    "ModelNotAvailableError", "TruncatedFileError", "UnknownModelError", "copy_weights",
+    "ArchitectureMismatchError", "ChecksumError", "DownloadError", "FieldError", "HubError",
+    "InvalidIdError", "MatFormatError", "ModelNotAvailableError", "PathNotFoundError",
+    "TruncatedFileError", "UnknownModelError", "copy_weights",
     "default_model_id", "import_mcdonnell", "list", "list_entries", "list_ids", "load",
     "load_weights_into", "read_config", "resolve", "save_entry", "search_dirs", "sha256_file",
     "verify_file",
