@@ -42,6 +42,8 @@ flags.DEFINE_integer("rounds", 10, "Alternated timing rounds.")
 flags.DEFINE_integer("repeats", 3, "Inferences per timing.")
 flags.DEFINE_integer("representative", 100, "Calibration images for int8 / int4.")
 flags.DEFINE_bool("readme", True, "Write the Export section of bench/README.md.")
+flags.DEFINE_string("conditions", "the machine's state not recorded",
+                    "What else ran on the machine during the run, for the README.")
 flags.DEFINE_bool("render", False, "Only rewrite the README section from "
                   "bench/results/export.json (no measurement).")
 FLAGS = flags.FLAGS
@@ -145,13 +147,12 @@ NOTES = (
     "delegate takes only constant filters, so their convs run on LiteRT's builtin kernels "
     "(ruy) and the rest of the graph on XNNPACK. `int8, builtin kernels` is the stock int8 "
     "file run without XNNPACK (`OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES`): the "
-    "kernels packed_int8's convs run on, with constant filters. The 2-thread collapse "
-    "belongs to those kernels, not to the packing: the control row collapses the same way. "
-    "This 2-core machine was shared (load average 6-9 during the run); ruy's 2-thread GEMMs "
-    "waiting for a descheduled worker, where XNNPACK's thread pool lets the calling thread "
-    "take the work over, is the likely cause (not profiled); on an idle machine the 2-thread "
-    "figures are expected "
-    "to follow the 1-thread ones (not measured here).\n\n"
+    "kernels packed_int8's convs run on, with constant filters. These kernels need both "
+    "cores to themselves at 2 threads: an earlier run the same day, with the 2 cores shared "
+    "(load average 6-9), measured packed_int8 at 6.6x (WRN-16-4) and 1.5x (WRN-20-10) the "
+    "float time with 2 threads and the control row at 6.4x and 1.3x, while XNNPACK's float "
+    "and int8 rows kept their speed (its thread pool lets the calling thread take the work "
+    "of a descheduled worker over; not profiled).\n\n"
     "Agreement on a trained model (the seeded models above have near-tied logits, so their "
     "int8 rows agree 0.85-0.91 with Keras): `make export-tflite` (2026-12-02, hub model "
     "wrn_20_2-cifar10-1bit, export/<model>/report.md) measured on 500 CIFAR-10 test images "
@@ -195,8 +196,7 @@ def markdown(result):
         "bits in UINT8 tensors.", "",
         f"Run {result['date']}, `python bench/export.py --models {','.join(FLAGS.models)}` "
         f"(seeded models, BN statistics from real CIFAR-10 images; batch 1; {FLAGS.rounds} "
-        f"alternated rounds of {FLAGS.repeats} inferences, medians; the machine's 2 cores were "
-        "shared with a training job and other test runs, so absolute times are noisy; ratios "
+        f"alternated rounds of {FLAGS.repeats} inferences, medians; {FLAGS.conditions}; ratios "
         "are measured side by side in the same run). Agreement: argmax of each .tflite vs "
         f"Keras on {FLAGS.images} CIFAR-10 test images (seeded, untrained models: near-tied "
         "logits make this a strict test).", "",
