@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Issue 15: once both 62-epoch runs of runs/launch_wrn_20_2_e62.sh are done (state.json epochs_done 62),
+# writes their hub entries from the final checkpoints (--resume finds all epochs done, rebuilds the
+# bfloat16-trained model in float32 and evaluates it); the one-bit model becomes the hub default. Then
+# remove the runs' committed checkpoint state (git rm -r runs/wrn_20_2-cifar10-*-e62).
+cd "$(dirname "$0")/.."
+export TF_CPP_MIN_LOG_LEVEL=2
+PY=.venv/bin/python
+NOTE='Trained by `runs/launch_wrn_20_2_e62.sh` (62 epochs: five warm-restart cycles 2+4+8+16+32; --dtype_policy mixed_bfloat16, the shipped model rebuilt in float32; --threads 1; resumed across working sessions from the per-epoch checkpoint). `runs/finish_wrn_20_2_e62.sh` wrote this entry. Accuracy on the 1000 exact CIFAR-10 test images (exact_test_accuracy, standard error about 1 point) is the one to compare; the rest of the test set is a JPEG copy (see ../shared/data/README.md).'
+COMMON="--model wrn_20_2 --dataset cifar10 --epochs 62 --dtype_policy mixed_bfloat16 --resume"
+$PY -m keras_onebit train $COMMON --out runs/wrn_20_2-cifar10-1bit-e62 --hub pretrained --hub_default \
+    --hub_notes "$NOTE" > runs/wrn_20_2-cifar10-1bit-e62-finish.log 2>&1
+$PY -m keras_onebit train $COMMON --float --out runs/wrn_20_2-cifar10-float-e62 --hub pretrained \
+    --hub_notes "$NOTE" > runs/wrn_20_2-cifar10-float-e62-finish.log 2>&1
+tail -n 3 runs/wrn_20_2-cifar10-*-e62-finish.log
