@@ -163,7 +163,7 @@ NOTES = (
     "not shrink with the model (WRN-20-2's limit is 145 kB). The `micro` format's TFLite "
     "Micro arena for that model is 207,872 bytes (minimum; 224,256 declared), int8's "
     "154,624 + 53,248: within the issue-12 bound of int8's arena + the largest decoded filter "
-    "(the 3x3x128x128 int8 conv, 147,456 bytes), since TFLM decodes one filter at a time.")
+    "(the 3x3x128x128 int8 conv, 147,456 bytes); the arena grows by less than that one filter.")
 
 
 def targets(result):
