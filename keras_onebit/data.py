@@ -405,7 +405,12 @@ def _load_keras(name):
               "cifar100": keras.datasets.cifar100}.get(name)
     if module is None:
         raise DataError(f"{name} is not in keras.datasets: put its files in the data directory.")
-    (x_train, y_train), (x_test, y_test) = module.load_data()
+    try:
+        (x_train, y_train), (x_test, y_test) = module.load_data()
+    except Exception as e:  # keras.utils.get_file raises a bare Exception on a network error
+        raise DataError(f"Downloading {name} through keras.datasets failed "
+                        f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                        "put its files in the data directory (--data_dir) instead.") from e
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 

@@ -333,3 +333,12 @@ def test_truncated_checkpoint_on_resume_names_the_file(tmp_path, unchanged, dama
              "cannot resume", "remove checkpoint.keras and state.json"]
     message = refused(ConfigError, lambda: loop.train(config, resume=True), *names)
     assert "File not found" not in message
+
+
+def test_failed_download_is_one_data_error(monkeypatch, tmp_path):
+    def offline(*args, **kwargs):  # what keras.utils.get_file raises without network
+        raise Exception("URL fetch failure on https://example/mnist.npz: None -- [Errno -3]")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
+    with pytest.raises(kob.DataError, match=r"Downloading mnist .*URL fetch failure.*--data_dir"):
+        datasets.load_dataset("mnist", data_dir=tmp_path, download=True)  # no local copy
