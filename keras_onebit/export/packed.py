@@ -729,14 +729,18 @@ def _tensor_value(path, entry, w, kernels, bits, floats):
             f"{path}: {entry['path']} has scale_mode {entry['scale_mode']!r} but layer "
             f"{layer!r} of the architecture has scale {mode!r}."
         )
-    start = entry["bits_offset"]
-    packed = bits[start:start + entry["bits_nbytes"]]
-    scale_count = math.prod(entry["scale_shape"])
-    alpha = floats[entry["scale_offset"]:entry["scale_offset"] + scale_count]
     if binary.switchable:
         binary.set_binary(True)  # the archive stores it one-bit
-    return restore_kernel(binary, unpack_signs(packed, shape),
-                           alpha.reshape(entry["scale_shape"]))
+    return restore_kernel(binary, *stored_signs(entry, bits, floats))
+
+
+def stored_signs(entry, bits, floats):
+    """(signs, alpha) of a "sign_bits" tensor entry: its +-1 float32 kernel
+    of the entry's shape and its scale (shape `scale_shape`), from the blobs."""
+    start, offset = entry["bits_offset"], entry["scale_offset"]
+    signs = unpack_signs(bits[start:start + entry["bits_nbytes"]], tuple(entry["shape"]))
+    alpha = floats[offset:offset + math.prod(entry["scale_shape"])]
+    return signs, alpha.reshape(entry["scale_shape"])
 
 
 def _compile(path, model, compile_config):

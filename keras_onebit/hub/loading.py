@@ -637,18 +637,15 @@ def _archive_values(entries, target, where, bits, floats):
         if entry["bits_nbytes"] != nbytes:
             raise HubError(f"{where}: layer {target.name!r} has {entry['bits_nbytes']} bytes "
                            f"of sign bits, shape {shape} needs {nbytes}.")
-        start = entry["bits_offset"]
-        signs = packed.unpack_signs(bits[start:start + nbytes], shape)
         scale_shape = tuple(entry["scale_shape"])
         if scale_shape not in ((), (shape[-1],)):
             raise HubError(f"{where}: layer {target.name!r} has a scale of shape "
                            f"{scale_shape} for a kernel of shape {shape}.")
-        offset = entry["scale_offset"]
-        alpha = floats[offset:offset + math.prod(scale_shape)].reshape(scale_shape)
+        signs, alpha = packed.stored_signs(entry, bits, floats)
         if quantizer is None:  # the float twin: the one-bit forward kernel
             values.append(signs * alpha)
             continue
-        mode = str(getattr(quantizer, "scale", None))
+        mode = packed.scale_mode_of(quantizer)
         if entry["scale_mode"] != mode:
             raise ArchitectureMismatchError(
                 f"{where}: layer {target.name!r} has scale {mode!r} in the model but "
