@@ -5,10 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MODEL ?= default
-BENCHES ?= $(filter-out bench/common.py,$(wildcard bench/*.py))
+BENCHES ?= $(filter-out bench/common.py bench/charts.py bench/peers%,$(wildcard bench/*.py))
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test lint bench export-tflite clean
+.PHONY: venv test lint bench charts export-tflite clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,25 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	for b in $(BENCHES); do $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/charts.py
+
+charts: $(STAMP)
+	$(BIN)/python bench/charts.py
+
+# The peers (larq, larq-compute-engine, TensorFlow 2.13) live in their own environment,
+# never in .venv; a failed install is logged and bench/peers.py reports its error.
+PEER_PYTHON ?= python3.11
+PEERS_VENV := bench/peers/.venv
+
+$(PEERS_VENV)/.installed: bench/peers/requirements.txt
+	rm -rf $(PEERS_VENV)
+	( $(PEER_PYTHON) -m venv $(PEERS_VENV) && \
+	  $(PEERS_VENV)/bin/python -m pip install -r bench/peers/requirements.txt && \
+	  touch $@ ) > bench/peers/install.log 2>&1 || \
+	  echo "the peers did not install: see bench/peers/install.log"
+
+bench-peers: $(STAMP) $(PEERS_VENV)/.installed
+	$(BIN)/python bench/peers.py
 
 export-tflite: $(STAMP)
 	$(BIN)/python -m keras_onebit export --model $(MODEL) --out export/

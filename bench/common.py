@@ -33,3 +33,19 @@ def save(name, result):
     tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
     return path
+
+
+def update_readme(heading, section, readme=None):
+    """Replaces the section of bench/README.md that starts with `heading` (up
+    to the next "## " heading) by `section`, or appends it; atomically."""
+    readme = readme or RESULTS.parent / "README.md"
+    text = readme.read_text()
+    if heading in text:
+        start = text.index(heading)
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    tmp = readme.with_suffix(".md.tmp")
+    tmp.write_text(text.rstrip("\n") + "\n")
+    tmp.replace(readme)

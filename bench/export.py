@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
-from common import alternate, median, save  # noqa: E402
+from common import alternate, median, save, update_readme  # noqa: E402
 
 from keras_onebit import models  # noqa: E402
 from keras_onebit.data import load_dataset  # noqa: E402
@@ -138,6 +138,15 @@ def _cell(value, fmt="{:.2f}"):
 SIZE_TARGETS = {"wrn_16_4": 1.10, "wrn_20_10": 1.03}
 PACKED = ("packed", "packed_int8")
 
+CHARTS = [  # written by bench/charts.py from export.json
+    "![Export: file size / one-bit limit per format](results/export_size.png)", "",
+    "*Chart: file size / one-bit limit per format, log scale; lines at the limit and at the size "
+    "target (1.10x WRN-16-4, 1.03x WRN-20-10).*", "",
+    "![Export: LiteRT latency per format relative to float](results/export_latency.png)", "",
+    "*Chart: LiteRT latency / float's per format at each thread count (labels: ms per image); "
+    "line at 1.0x.*",
+]
+
 
 NOTES = (
     "archive = the packed one-bit archive (`save_packed`); micro runs only on TFLite Micro (no "
@@ -215,22 +224,10 @@ def markdown(result):
             for t in threads:
                 cells += [_cell(row[f"ms_{t}t"]), _cell(row[f"vs_float_{t}t"])]
             lines.append("| " + " | ".join(cells) + " |")
+    lines += [""] + CHARTS
     lines += ["", "Targets in this run (the latency target is for the fastest packed format, "
               "packed_int8; packed is the exact one):", ""] + targets(result) + ["", NOTES, "", ""]
     return "\n".join(lines)
-
-
-def update_readme(section):
-    text = README.read_text()
-    if HEADING in text:
-        start = text.index(HEADING)
-        end = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    tmp = README.with_suffix(".md.tmp")
-    tmp.write_text(text.rstrip("\n") + "\n")
-    tmp.replace(README)
 
 
 def main(_):
@@ -240,7 +237,7 @@ def main(_):
 
         from common import RESULTS
 
-        update_readme(markdown(json.loads((RESULTS / "export.json").read_text())))
+        update_readme(HEADING, markdown(json.loads((RESULTS / "export.json").read_text())))
         print("updated", README)
         return
     data = load_dataset("cifar10")
@@ -249,7 +246,7 @@ def main(_):
               "models": [bench_model(name, data) for name in FLAGS.models]}
     print("saved", save("export", result))
     if FLAGS.readme:
-        update_readme(markdown(result))
+        update_readme(HEADING, markdown(result))
         print("updated", README)
 
 

@@ -294,3 +294,12 @@ def test_unknown_input_quantizer_is_named(tmp_path):
     with pytest.raises(export.ExportError, match="'odd' of type BinaryConv2D: its input quantizer"):
         export.export_tflite(model, tmp_path / "m.tflite", "float")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_operator_counts_of_float_and_packed_files(converted, model):
+    kernels = [layer.sign_bits() for layer in model.layers if is_binary(layer)]
+    float_ops = bitpack.operator_counts(converted("float"))
+    assert float_ops["CONV_2D"] == len(kernels) and "CALL_ONCE" not in float_ops
+    packed_ops = bitpack.operator_counts(converted("packed"))
+    assert packed_ops["CONV_2D"] == len(kernels) and packed_ops["CALL_ONCE"] == 1
+    assert packed_ops["ASSIGN_VARIABLE"] == sum(k.size >= bitpack.MIN_WEIGHTS for k in kernels)

@@ -157,3 +157,25 @@ def test_bireal_runs_on_raw_pixels_and_its_float_twin_has_relu():
     twin = kob.models.bireal_18(classes=10, input_shape=(64, 64, 3), binary=False)
     assert sum(isinstance(layer, keras.layers.ReLU) for layer in twin.layers) == 16
     assert not any(kob.layers.is_binary(layer) for layer in twin.layers)
+
+
+def test_fully_binary_wrn_binarizes_every_block_conv_input(tmp_path):
+    model = kob.models.wrn(8, 1, input_quantizer="ste_sign")
+    quantized = [layer.name for layer in model.layers
+                 if getattr(layer, "input_quantizer", None) is not None]
+    assert len(quantized) == 6 and "stem_conv" not in quantized and "head_conv" not in quantized
+    assert [layer.name for layer in model.layers if type(layer).__name__ == "ReLU"] == ["head_relu"]
+    conv = model.get_layer("stage2_block1_conv2")
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    conv_input = keras.Model(model.input, conv.input)(x)
+    signs = np.where(keras.ops.convert_to_numpy(conv_input) >= 0, 1.0, -1.0).astype(np.float32)
+    kernel = keras.ops.convert_to_numpy(conv.kernel)
+    alpha = np.float32(np.sqrt(2 / kernel[..., 0].size))
+    expected = keras.ops.conv(signs, alpha * np.where(kernel >= 0, 1, -1).astype(np.float32),
+                              padding="same")
+    np.testing.assert_allclose(conv(conv_input), expected, atol=1e-5)
+    path = tmp_path / "binary.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded.get_layer(quantized[0]).input_quantizer).__name__ == "SteSign"
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))

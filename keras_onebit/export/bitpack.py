@@ -366,3 +366,25 @@ def _drop_empty_buffers(model):
     if model.metadataBuffer is not None and len(model.metadataBuffer):
         model.metadataBuffer = np.asarray([new_index[int(i)] for i in model.metadataBuffer
                                            if int(i) in new_index], np.int32)
+
+
+def operator_counts(model_bytes):
+    """How often each operator occurs in a .tflite model, over all sub-graphs.
+
+    Args:
+        model_bytes: the flatbuffer (bytes of a .tflite file).
+
+    Returns:
+        {operator name: count}, builtin operators by their schema name
+        (e.g. "CONV_2D"), custom ones by their custom code (e.g. "LceBconv2d").
+    """
+    schema = _schema()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    builtin = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    names = [c.customCode.decode() if c.customCode else
+             builtin[max(c.builtinCode, c.deprecatedBuiltinCode)] for c in model.operatorCodes]
+    counts = {}
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            counts[names[op.opcodeIndex]] = counts.get(names[op.opcodeIndex], 0) + 1
+    return dict(sorted(counts.items()))

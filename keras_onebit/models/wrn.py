@@ -48,6 +48,7 @@ def wrn(
     pooling=None,
     scale="he",
     gradient="ste",
+    input_quantizer=None,
 ):
     """Builds WRN-`depth`-`width` as a functional Keras model.
 
@@ -105,6 +106,13 @@ def wrn(
             sqrt(2 / fan_in), the paper's), "mean_abs", "none" or a float.
         gradient: the weight gradient: "ste" (the paper's), "clipped" or
             "magnitude_aware".
+        input_quantizer: None (real activations, the paper's), or the
+            quantizer of the inputs of every block conv ("ste_sign",
+            "approx_sign" or a `keras_onebit.quantizers.Quantizer`): a fully
+            binary WRN, as larq's `ste_sign` input quantizer makes one. The
+            ReLU before those convs is dropped (sign(ReLU(x)) would be +1
+            everywhere): a block is BN -> conv(sign(.)) -> BN -> conv(sign(.)).
+            The stem conv (pixels) and the 1x1 head conv keep real inputs.
 
     Returns:
         A functional `keras.Model`.
@@ -121,6 +129,9 @@ def wrn(
     check_arguments(include_top, weights, input_shape, pooling, classes)
     conv = _conv_factory(binary, weight_decay, padding == "symmetric", switchable,
                          input_storage, scale, gradient)
+    block_conv = conv if input_quantizer is None else _conv_factory(
+        binary, weight_decay, padding == "symmetric", switchable, input_storage, scale,
+        gradient, input_quantizer)
     norm = learn_bn if batch_norm else None
     relu = layers.ReLU if input_storage is None else storage.BitMaskReLU
 
@@ -133,7 +144,8 @@ def wrn(
         for block in range(blocks):
             down = stage > 0 and block == 0
             prefix = f"stage{stage + 1}_block{block + 1}"
-            x = _block(x, 16 * width * 2**stage, down, prefix, conv, norm, padding, relu)
+            x = _block(x, 16 * width * 2**stage, down, prefix, block_conv, norm, padding,
+                       relu if input_quantizer is None else None)
     x = _bn_relu(x, "head", norm, relu)
     if include_top:
         x = conv(classes, 1, 1, "head_conv")(x)
@@ -183,15 +195,16 @@ def _bn(name, learn):
 
 def _bn_relu(x, prefix, norm, relu=layers.ReLU):
     """BN (learned scale/offset if `norm` is True) -> `relu`; with `norm`
-    None (no batch norm) the shifted ReLU max(x, -1) instead."""
+    None (no batch norm) the shifted ReLU max(x, -1) instead. `relu` None:
+    no activation (the next conv binarizes its input)."""
     if norm is None:
-        return ShiftedReLU(name=f"{prefix}_srelu")(x)
+        return x if relu is None else ShiftedReLU(name=f"{prefix}_srelu")(x)
     x = _bn(f"{prefix}_bn", norm)(x)
-    return relu(name=f"{prefix}_relu")(x)
+    return x if relu is None else relu(name=f"{prefix}_relu")(x)
 
 
 def _conv_factory(binary, weight_decay, symmetric=False, switchable=False, input_storage=None,
-                  scale="he", gradient="ste"):
+                  scale="he", gradient="ste", input_quantizer=None):
     regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
 
     def conv(filters, kernel_size, stride, name):
@@ -205,6 +218,7 @@ def _conv_factory(binary, weight_decay, symmetric=False, switchable=False, input
             gradient=gradient,
             switchable=switchable,
             input_storage=input_storage,
+            input_quantizer=input_quantizer,
             kernel_regularizer=regularizer,
             name=name,
         )
@@ -266,7 +280,8 @@ _NAMED_DOC = """WRN-{depth}-{width} (McDonnell, ICLR 2018){extra}.
         classifier_activation: "softmax" or None for the logits.
         name: model name; default "wrn_{depth}_{width}".
         scale, gradient, learn_bn, weight_decay, batch_norm, temperature,
-            switchable, input_storage, stem_relu, padding: as `wrn`.
+            switchable, input_storage, stem_relu, padding, input_quantizer: as
+            `wrn`.
 
     Returns:
         A functional `keras.Model`.
@@ -294,7 +309,7 @@ def wrn_16_4(classes=10, binary=True, input_shape=None, *, include_top=True, wei
              input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
              scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
              temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
-             padding="same"):
+             padding="same", input_quantizer=None):
     return wrn(16, 4, **locals())
 
 
@@ -303,7 +318,7 @@ def wrn_20_1(classes=10, binary=True, input_shape=None, *, include_top=True, wei
              input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
              scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
              temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
-             padding="same"):
+             padding="same", input_quantizer=None):
     return wrn(20, 1, **locals())
 
 
@@ -312,7 +327,7 @@ def wrn_20_2(classes=10, binary=True, input_shape=None, *, include_top=True, wei
              input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
              scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
              temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
-             padding="same"):
+             padding="same", input_quantizer=None):
     return wrn(20, 2, **locals())
 
 
@@ -321,7 +336,7 @@ def wrn_20_4(classes=10, binary=True, input_shape=None, *, include_top=True, wei
              input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
              scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
              temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
-             padding="same"):
+             padding="same", input_quantizer=None):
     return wrn(20, 4, **locals())
 
 
@@ -330,7 +345,7 @@ def wrn_20_10(classes=10, binary=True, input_shape=None, *, include_top=True, we
               input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
               scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
               temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
-              padding="same"):
+              padding="same", input_quantizer=None):
     return wrn(20, 10, **locals())
 
 
@@ -339,7 +354,7 @@ def wrn_20_20(classes=10, binary=True, input_shape=None, *, include_top=True, we
               input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
               scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
               temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
-              padding="same"):
+              padding="same", input_quantizer=None):
     return wrn(20, 20, **locals())
 
 
@@ -348,5 +363,5 @@ def wrn_26_10(classes=10, binary=True, input_shape=None, *, include_top=True, we
               input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
               scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
               temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
-              padding="same"):
+              padding="same", input_quantizer=None):
     return wrn(26, 10, **locals())

@@ -1,0 +1,104 @@
+"""The "Peers" section of bench/README.md, from bench/results/peers.json
+(written by bench/peers.py; `python bench/peers.py --render` rewrites it)."""
+
+VARIANTS = {
+    "weights": "one-bit weights, real activations (the paper's net)",
+    "binary": "fully binary (ste_sign on the inputs of the 12 block convs)",
+}
+
+NOTES = ""  # what a run showed beyond its numbers; filled in from measured runs only
+
+
+def _cell(value, fmt="{:.2f}"):
+    return "-" if value is None else fmt.format(value)
+
+
+def _ops(counts):
+    return ", ".join(f"{name} {n}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _library(row):
+    return {"keras_onebit": "keras_onebit (LiteRT)", "larq": "larq + LCE"}[row["side"]]
+
+
+def intro(result):
+    versions = result.get("versions") or {}
+    pinned = ", ".join(f"{k} {v}" for k, v in versions.items()) or "not installed"
+    return [
+        "The same one-bit WRN-16-4 in keras_onebit and in larq (its `QuantConv2D` with a "
+        "constant-scale sign kernel quantizer, alpha * sign(W) with alpha = sqrt(2 / fan_in) "
+        "and the identity gradient), our seeded weights (BN statistics from 500 CIFAR-10 "
+        "images) copied layer by layer into larq. The peers run in their own environment "
+        f"(`bench/peers/.venv`: {pinned}), driven over a pipe (`bench/peers/larq_worker.py`). "
+        "LCE files are run by LCE's interpreter (`lce`: its defaults; `lce+xnnpack`: "
+        "`use_xnnpack=True`), ours by LiteRT.", "",
+        f"Run {result['date']}, `make bench-peers` (`python bench/peers.py`; batch 1 for "
+        f"latency, {result['rounds']} alternated rounds of {result['repeats']} inferences; "
+        f"training: batch {result['batch']}, SGD with momentum, {result['rounds']} alternated "
+        f"rounds of {result['steps']} steps; medians; {result['conditions']}).", "",
+    ]
+
+
+def agreement_table(result):
+    lines = ["| variant | images | larq vs keras_onebit logits: max abs diff / max abs logit "
+             "| argmax agreement |", "|---|---|---|---|"]
+    for v in result["variants"]:
+        c = v["larq_vs_keras_onebit"]
+        lines.append(f"| {VARIANTS[v['variant']]} | {c['images']} | {c['max_rel_diff']:.1e} | "
+                     f"{c['argmax_agreement']:.3f} |")
+    return lines
+
+
+def files_table(result):
+    threads = result["threads"]
+    lines = ["| variant | library | format | bytes | x one-bit limit | argmax agree with Keras | "
+             + " | ".join(f"ms ({t} thr) | x our float ({t} thr)" for t in threads) + " |",
+             "|---|---|---|---|---|---|" + "---|---|" * len(threads)]
+    for v in result["variants"]:
+        for row in v["files"]:
+            cells = [v["variant"], _library(row), row["format"], f"{row['bytes']:,}",
+                     f"{row['x_limit']:.3f}", _cell(row["argmax_agreement"], "{:.3f}")]
+            for t in threads:
+                cells += [_cell(row[f"ms_{t}t"]), _cell(row[f"vs_float_{t}t"])]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def ops_table(result):
+    lines = ["| variant | library | format | operators (count) |", "|---|---|---|---|"]
+    for v in result["variants"]:
+        for row in v["files"]:
+            if row["format"] != "lce+xnnpack":  # the same file as lce
+                lines.append(f"| {v['variant']} | {_library(row)} | {row['format']} | "
+                             f"{_ops(row['ops'])} |")
+    return lines
+
+
+def training_table(result):
+    lines = ["| variant | keras_onebit ms/step | larq ms/step | keras_onebit / larq |",
+             "|---|---|---|---|"]
+    for v in result["variants"]:
+        s = v["train_step_s"]
+        lines.append(f"| {v['variant']} | {1000 * s['keras_onebit']:.1f} | "
+                     f"{1000 * s['larq']:.1f} | {v['train_ratio']:.3f} |")
+    return lines
+
+
+def markdown(heading, result):
+    lines = [heading, ""]
+    if result.get("install_error"):
+        return "\n".join(lines + [
+            f"Run {result['date']}, `make bench-peers`: the peers did not install into "
+            "`bench/peers/.venv`; the end of `bench/peers/install.log`:", "", "```",
+            result["install_error"], "```", "", ""])
+    lines += intro(result)
+    lines += ["Outputs, larq model vs ours (same weights):", ""] + agreement_table(result)
+    lines += ["", "Files and latency (x limit: file bytes / (binary weights / 8 + other "
+              "weights x 4)):", ""] + files_table(result)
+    lines += ["", "Operators in each file:", ""] + ops_table(result)
+    lines += ["", "Training step, the same network in both libraries (keras_onebit: Keras 3 + "
+              "TensorFlow of requirements.txt; larq: Keras 2 + TensorFlow 2.13):", ""]
+    lines += training_table(result)
+    if NOTES:
+        lines += ["", NOTES]
+    return "\n".join(lines + ["", ""])

@@ -1,0 +1,49 @@
+"""bench/peers_report.py (issue 14 §3): the Peers section of bench/README.md
+states the numbers of bench/results/peers.json, or the install error."""
+
+import importlib.util
+import pathlib
+
+REPORT_PY = pathlib.Path(__file__).resolve().parents[1] / "bench" / "peers_report.py"
+HEADING = "## Peers"
+
+
+def load_report():
+    spec = importlib.util.spec_from_file_location("bench_peers_report", REPORT_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+report = load_report()
+
+
+def result(**extra):
+    row = {"variant": "binary", "side": "larq", "format": "lce", "bytes": 393_680,
+           "x_limit": 1.1042, "ops": {"LceBconv2d": 12, "CONV_2D": 2},
+           "argmax_agreement": 0.998, "max_rel_diff": 1e-6,
+           "ms_1t": 38.48, "vs_float_1t": 2.06}
+    variant = {"variant": "binary", "onebit_limit_bytes": 356_530, "images": 500,
+               "larq_vs_keras_onebit": {"images": 500, "max_rel_diff": 2.8e-7,
+                                        "argmax_agreement": 1.0},
+               "files": [row], "train_step_s": {"keras_onebit": 0.5, "larq": 0.4},
+               "train_ratio": 1.25}
+    return {"date": "2026-12-02", "threads": ["1"], "rounds": 8, "repeats": 3, "steps": 3,
+            "batch": 64, "conditions": "quiet", "install_error": None,
+            "versions": {"larq": "0.13.3"}, "variants": [variant], **extra}
+
+
+def test_tables_hold_the_measured_numbers():
+    text = report.markdown(HEADING, result())
+    assert text.startswith(HEADING + "\n")
+    assert "| binary | larq + LCE | lce | 393,680 | 1.104 | 0.998 | 38.48 | 2.06 |" in text
+    assert "| binary | larq + LCE | lce | LceBconv2d 12, CONV_2D 2 |" in text
+    assert "| binary | 500.0 | 400.0 | 1.250 |" in text
+    assert "| 500 | 2.8e-07 | 1.000 |" in text
+    assert "larq 0.13.3" in text
+
+
+def test_install_error_is_reported_instead_of_tables():
+    error = "ERROR: No matching distribution found for larq-compute-engine==0.13.0"
+    text = report.markdown(HEADING, result(install_error=error, variants=[]))
+    assert error in text and "did not install" in text and "| variant |" not in text
