@@ -278,6 +278,9 @@ def main(_):
 
     if FLAGS.render:
         result = json.loads((RESULTS / "peers.json").read_text())
+        if FLAGS["conditions"].present:  # recorded after the run
+            result["conditions"] = FLAGS.conditions
+            save("peers", result)
     else:
         result = run()
         print("saved", save("peers", result))

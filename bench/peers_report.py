@@ -6,7 +6,24 @@ VARIANTS = {
     "binary": "fully binary (ste_sign on the inputs of the 12 block convs)",
 }
 
-NOTES = ""  # what a run showed beyond its numbers; filled in from measured runs only
+# What the 2026-12-02 run showed beyond its table (rewrite after a new run).
+NOTES = (
+    "What the run shows. (1) Our weights copied into larq give the same network: logits within "
+    "6e-7 of their scale for one-bit weights. In the fully binary net a few pre-sign values "
+    "that lie within float round-off of 0 take the other sign in the other library, which "
+    "moves the logits by up to 9% of their scale and changed no argmax on these 500 images. "
+    "(2) LCE packs a convolution only when its input is binary too: for the paper's net "
+    "(real activations) its file is a float file, 30.7x the one-bit limit, where our packed "
+    "formats are 1.09x. For the fully binary net LCE's file (LceBconv2d) is 1.104x the limit, "
+    "ours 1.096x (packed) and 1.102x (packed_int8). (3) On this x86-64 machine LCE's binary "
+    "convolutions ran 2.7x (1 thread) and 2.4x (2 threads) the time of our float file on "
+    "LiteRT with XNNPACK; LCE's published benchmarks are on Arm (a Pixel 1 phone, a "
+    "Raspberry Pi), which this machine is not: on a phone the order may differ (not measured "
+    "here). (4) Our int8 formats quantize the activations before the sign, so values near 0 "
+    "flip: argmax agreement with Keras 0.476 on these seeded models (near-tied logits; a "
+    "trained net has wider margins, not measured here). For a fully binary net use float "
+    "or packed (0.998). (5) A training step of the same network took 0.96x larq's time "
+    "(one-bit weights) and 0.85x (fully binary).")
 
 
 def _cell(value, fmt="{:.2f}"):
@@ -95,6 +112,9 @@ def markdown(heading, result):
     lines += ["Outputs, larq model vs ours (same weights):", ""] + agreement_table(result)
     lines += ["", "Files and latency (x limit: file bytes / (binary weights / 8 + other "
               "weights x 4)):", ""] + files_table(result)
+    lines += ["", "![Peers: file size, size / one-bit limit and latency per library and format]"
+              "(results/peers.png)", "",
+              "*Chart (`bench/charts.py`): the files table, per variant / library / format.*"]
     lines += ["", "Operators in each file:", ""] + ops_table(result)
     lines += ["", "Training step, the same network in both libraries (keras_onebit: Keras 3 + "
               "TensorFlow of requirements.txt; larq: Keras 2 + TensorFlow 2.13):", ""]
