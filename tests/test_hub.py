@@ -342,6 +342,11 @@ def test_cli_hub_import_list_and_eval(env, capsys):
     assert code == 2 and "registered factory name" in err
     code, out, err = _run(["hub", "verify", "--entry", "tiny"], capsys)
     assert code == 0 and hub.read_config(env.mirror / "tiny")["weights_sha256"] in out
+    shutil.copytree(env.mirror / "tiny", env.mirror / "tiny2")  # its config says "tiny"
+    code, out, err = _run(["hub", "verify", "--entry", "tiny2"], capsys)
+    assert code == 2 and "found as hub model 'tiny2'" in err and len(err.splitlines()) == 1
+    code, out, err = _run(["hub", "verify", "--entry", str(env.mirror / "tiny2")], capsys)
+    assert code == 0  # a folder given as a path claims no id
     code, out, err = _run(["eval", "--model", "nope"], capsys)
     assert code == 2 and "Known models" in err
     code, out, err = _run(["hub", "import-mcdonnell", "--mat", str(env.tmp / "none.mat"),

@@ -75,31 +75,26 @@ def _download_url(model_id):
         return "its URL"
 
 
-def _resolve_entry(entry):
-    """`hub.resolve(entry)`, with a failed download reported as one HubError."""
+def _download_failed(entry, error):
+    """The one-line HubError of a hub entry whose download failed."""
     from keras_onebit.hub import HubError
-    from keras_onebit.hub.loading import resolve
 
-    try:
-        return resolve(entry)
-    except DOWNLOAD_ERRORS as e:
-        reason = getattr(e, "reason", None) or e
-        raise HubError(f"hub entry {entry!r} is not on this machine and its download from "
-                       f"{_download_url(entry)} failed ({reason}). {OFFLINE_ADVICE}") from e
+    reason = getattr(error, "reason", None) or error
+    return HubError(f"hub entry {entry!r} is not on this machine and its download from "
+                    f"{_download_url(entry)} failed ({reason}). {OFFLINE_ADVICE}")
 
 
 def _verify():
-    """Checks the size and sha256 of an entry's weights (downloading it if needed)."""
-    from keras_onebit.hub.loading import verified_weights
+    """Checks the id, size and sha256 of an entry's weights (downloading it if needed)."""
+    from keras_onebit.hub.loading import verify_entry
 
     if not FLAGS.entry:
         raise ConfigError("verify needs --entry: a hub id (python -m keras_onebit hub list) "
                           "or an entry folder.")
-    kind, path = _resolve_entry(FLAGS.entry)
-    if kind != "entry":
-        raise ConfigError(f"--entry {FLAGS.entry}: {path} is not a hub entry folder (it has no "
-                          "config.json); give a hub id or an entry folder.")
-    config, weights = verified_weights(path)
+    try:
+        config, weights = verify_entry(FLAGS.entry)
+    except DOWNLOAD_ERRORS as e:
+        raise _download_failed(FLAGS.entry, e) from e
     print(f"ok {weights} sha256 {config['weights_sha256']}")
     return 0
 

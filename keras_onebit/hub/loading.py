@@ -401,6 +401,27 @@ def load(name_or_path, sha256=None):
     return _load_packed(path)
 
 
+def verify_entry(name_or_path):
+    """Checks a hub entry as `load` does, without building the model.
+
+    Args:
+        name_or_path: a hub id (its config.json must carry the same id) or
+            the path of an entry folder.
+
+    Returns:
+        (config dict, weights path).
+
+    Raises:
+        HubError: not an entry folder (no config.json), and every failure of
+            `resolve` and `verified_weights` (wrong id, size or sha256).
+    """
+    kind, path, model_id = _resolve(name_or_path)
+    if kind != "entry":
+        raise HubError(f"{path} is not a hub entry folder (it has no {registry.CONFIG_NAME}); "
+                       "give a hub id or an entry folder.")
+    return verified_weights(path, model_id)
+
+
 def _weights_file(name_or_path, sha256=None):
     """("packed" or "mat", path) of what `load` reads, after every check of `load`."""
     kind, path, model_id = _resolve(name_or_path)
@@ -813,4 +834,4 @@ def _read_packed(path):
 
 
 __all__ = ["copy_weights", "download_entry", "list_entries", "list_ids", "load",
-           "load_weights_into", "resolve", "sha256_file", "verified_weights"]
+           "load_weights_into", "resolve", "sha256_file", "verified_weights", "verify_entry"]
