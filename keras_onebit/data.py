@@ -19,7 +19,9 @@ Formats read, first found wins:
   with a restricted unpickler that builds only lists, dicts, bytes and
   numpy arrays (no code runs),
 - SVHN `train_32x32.mat` / `test_32x32.mat`.
-With no local copy, `keras.datasets` is used when `download=True`.
+With no local copy and `download=True`, the files `keras.datasets` uses are
+fetched (same origin and sha256, by `keras.utils.get_file`) and read by the
+same checked readers as a local copy.
 The directory: `data_dir`, else `$KERAS_ONEBIT_DATA`, else `../shared/data`
 beside the project, else `~/.keras/datasets`.
 """
@@ -68,7 +70,7 @@ def default_dirs():
 
 
 def load_dataset(name, data_dir=None, download=False):
-    """Loads a data set from a local directory, or from `keras.datasets`.
+    """Loads a data set from a local directory, or downloads it.
 
     Every file is checked before it is trusted (see the module docstring).
 
@@ -76,8 +78,9 @@ def load_dataset(name, data_dir=None, download=False):
         name: "mnist", "cifar10", "cifar100" or "svhn".
         data_dir: the directory to read; None searches `default_dirs()` in
             order, first copy found wins.
-        download: with no local copy, fetch it with `keras.datasets`
-            (MNIST, CIFAR-10 and CIFAR-100 only).
+        download: with no local copy, fetch the files `keras.datasets`
+            uses (MNIST, CIFAR-10 and CIFAR-100 only; same origin and sha256)
+            and read them with the checks of a local copy.
 
     Returns:
         A dict of NumPy arrays: "x_train", "x_test" uint8 NHWC images
@@ -87,7 +90,7 @@ def load_dataset(name, data_dir=None, download=False):
 
     Raises:
         DataError: an unknown name; no local copy (and `download=False`, or
-            a data set `keras.datasets` does not have); a file that is
+            a data set that cannot be downloaded); a failed download; a file that is
             empty, truncated, malformed or holds out-of-range labels, wrong
             shapes or dtypes.
         MissingDependencyError: SVHN's .mat files without scipy installed.
@@ -100,7 +103,7 @@ def load_dataset(name, data_dir=None, download=False):
         if found is not None:
             return _normalise(name, *found)
     if download:
-        return _normalise(name, _load_keras(name), "keras.datasets")
+        return _normalise(name, _download(name), DOWNLOADS.get(name, ("", name))[1])
     raise DataError(
         f"No {name} data found in {', '.join(str(d) for d in dirs)}: expected "
         f"{name}.npz ({', '.join(KEYS)}) or the original files; "
@@ -398,20 +401,39 @@ def _load_svhn_mat(path, split):
     return {f"x_{split}": np.transpose(mat["X"], (3, 0, 1, 2)), f"y_{split}": y}
 
 
-def _load_keras(name):
+# What `download=True` fetches: the files keras.datasets fetches (same origin and
+# sha256), read by this module's own checked readers, never by keras.datasets.
+DOWNLOADS = {
+    "mnist": ("mnist.npz", "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+              "mnist.npz", "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"),
+    "cifar10": ("cifar-10-batches-py-target", "https://www.cs.toronto.edu/~kriz/"
+                "cifar-10-python.tar.gz",
+                "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"),
+    "cifar100": ("cifar-100-python-target", "https://www.cs.toronto.edu/~kriz/"
+                 "cifar-100-python.tar.gz",
+                 "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7"),
+}
+
+
+def _download(name):
+    """Fetches `name` with keras.utils.get_file (checked against its sha256,
+    cached in ~/.keras/datasets) and reads it like a local copy."""
     import keras
 
-    module = {"mnist": keras.datasets.mnist, "cifar10": keras.datasets.cifar10,
-              "cifar100": keras.datasets.cifar100}.get(name)
-    if module is None:
-        raise DataError(f"{name} is not in keras.datasets: put its files in the data directory.")
+    if name not in DOWNLOADS:
+        raise DataError(f"{name} cannot be downloaded: put its files in the data directory.")
+    fname, origin, sha256 = DOWNLOADS[name]
     try:
-        (x_train, y_train), (x_test, y_test) = module.load_data()
+        path = pathlib.Path(keras.utils.get_file(fname=fname, origin=origin, file_hash=sha256,
+                                                 extract=name != "mnist"))
     except Exception as e:  # keras.utils.get_file raises a bare Exception on a network error
-        raise DataError(f"Downloading {name} through keras.datasets failed "
+        raise DataError(f"Downloading {name} from {origin} failed "
                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                         "put its files in the data directory (--data_dir) instead.") from e
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    if name == "mnist":
+        return _load_npz(path)
+    return _load_cifar_folder(name, path / ("cifar-10-batches-py" if name == "cifar10"
+                                            else "cifar-100-python"))
 
 
 def _normalise(name, data, source):

@@ -339,6 +339,39 @@ def test_failed_download_is_one_data_error(monkeypatch, tmp_path):
     def offline(*args, **kwargs):  # what keras.utils.get_file raises without network
         raise Exception("URL fetch failure on https://example/mnist.npz: None -- [Errno -3]")
 
-    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
+    monkeypatch.setattr(keras.utils, "get_file", offline)
     with pytest.raises(kob.DataError, match=r"Downloading mnist .*URL fetch failure.*--data_dir"):
         datasets.load_dataset("mnist", data_dir=tmp_path, download=True)  # no local copy
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_download_is_read_by_the_checked_readers(monkeypatch, tmp_path, capsys):
+    """A downloaded CIFAR-10 goes through the restricted unpickler, as a local copy does."""
+    cache = tmp_path / "cache" / "cifar-10-batches-py-target"
+    folder = cache / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    asked = {}
+
+    def get_file(fname, origin, file_hash, extract):
+        asked.update(fname=fname, origin=origin, file_hash=file_hash, extract=extract)
+        return str(cache)
+
+    monkeypatch.setattr(keras.utils, "get_file", get_file)
+    for i in range(1, 6):
+        write_pickle(folder / f"data_batch_{i}", {b"data": rows(2), b"labels": [i % 10, 0]})
+    write_pickle(folder / "test_batch", {b"data": rows(3), b"labels": [9, 8, 7]})
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    data = datasets.load_dataset("cifar10", data_dir=empty, download=True)
+    assert data["x_train"].shape == (10, 32, 32, 3) and data["y_test"].tolist() == [9, 8, 7]
+    assert asked["origin"].endswith("cifar-10-python.tar.gz") and asked["extract"]
+    assert len(asked["file_hash"]) == 64
+    write_pickle(folder / "test_batch", {b"data": rows(3), b"labels": Evil()})
+    refused(datasets.DataError,
+            lambda: datasets.load_dataset("cifar10", data_dir=empty, download=True),
+            "test_batch", "refusing to load", "print")
+    assert "code ran" not in capsys.readouterr().out

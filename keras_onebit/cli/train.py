@@ -41,7 +41,8 @@ flags.DEFINE_string("data_dir", None,
                     "Data directory (default $KERAS_ONEBIT_DATA or ../shared/data).")
 flags.DEFINE_alias("data-dir", "data_dir")
 flags.DEFINE_bool("download", False,
-                  "With no local copy, fetch MNIST / CIFAR through keras.datasets (needs network).")
+                  "With no local copy, download MNIST / CIFAR (the files keras.datasets uses, "
+                  "sha256-checked; needs network).")
 flags.DEFINE_integer("train_limit", 0, "Use only the first N training images (0: all).",
                      lower_bound=0)
 flags.DEFINE_string("out", None, "Run folder (default runs/<model id>).")
