@@ -19,7 +19,7 @@ import pytest
 
 from keras_onebit import hub
 from keras_onebit.errors import Error
-from keras_onebit.hub import loading, registry
+from keras_onebit.hub import download, loading, registry
 from keras_onebit.hub.errors import (
     ChecksumError,
     DownloadError,
@@ -102,7 +102,7 @@ def env(tmp_path, monkeypatch):
     ns.mirror.mkdir()
     monkeypatch.setenv("KERAS_ONEBIT_HUB", str(ns.mirror))
     monkeypatch.setenv("KERAS_ONEBIT_CACHE", str(ns.cache))
-    monkeypatch.setenv(loading.TIMEOUT_ENV, "1")
+    monkeypatch.setenv(download.TIMEOUT_ENV, "1")
     for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
                  "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
@@ -272,7 +272,7 @@ def test_invalid_manifest_id_never_downloads(own_manifest, bad_id):
     manifest = env.write([entry])
     with unchanged(env.tmp.parent):
         for call in (registry.manifest_entries, hub.list, lambda: hub.load("anything"),
-                     lambda: loading.download_entry(entry)):
+                     lambda: download.download_entry(entry)):
             raises(FieldError, call, manifest, "'id'", repr(bad_id))
     assert not env.cache.exists()
 
@@ -521,9 +521,9 @@ def test_download_name_from_a_hostile_url_stays_in_the_cache(own_manifest):
     with http_server({"/a/..": (body, True), "/a/%2e%2e": (body, True)}) as base:
         for path in ("/a/%2e%2e", "/a/.."):
             entry = remote_entry(env, base + path, body)
-            assert loading._download_name(entry) == "remote.download"
-            raw = loading._download(entry["url"], env.cache / "downloads" /
-                                    loading._download_name(entry), entry["sha256"], len(body))
+            assert download._download_name(entry) == "remote.download"
+            raw = download._download(entry["url"], env.cache / "downloads" /
+                                    download._download_name(entry), entry["sha256"], len(body))
             assert raw.parent == env.cache / "downloads" and raw.read_bytes() == body
 
 
@@ -531,7 +531,7 @@ def test_bad_timeout_variable(own_manifest, monkeypatch):
     env = own_manifest
     remote_entry(env, "http://127.0.0.1:9/w.onebit", b"x")
     for value in ("abc", "0", "-1", "nan", "inf"):
-        monkeypatch.setenv(loading.TIMEOUT_ENV, value)
-        raises(HubError, lambda: hub.resolve("remote"), loading.TIMEOUT_ENV, repr(value))
+        monkeypatch.setenv(download.TIMEOUT_ENV, value)
+        raises(HubError, lambda: hub.resolve("remote"), download.TIMEOUT_ENV, repr(value))
     assert not (env.cache / "downloads").exists() or not list(
         (env.cache / "downloads").iterdir())
