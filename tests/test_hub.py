@@ -399,3 +399,26 @@ def test_download_of_authors_mat_is_converted_into_cache(env):
     hub.import_mcdonnell(other, env.mirror, model_id="authors-tiny")
     with pytest.raises(hub.ChecksumError, match=sha):
         hub.load("authors-tiny")
+
+
+def test_cards_give_standard_errors_and_the_gap_to_the_twin(env):
+    def save(model_id, binary, exact, test, notes):
+        return hub.save_entry(small(0, binary=binary), env.mirror, model_id, "wrn_20_1",
+                              {"classes": 10, "binary": binary}, "cifar10",
+                              metrics={"exact_test_accuracy": exact, "exact_test_images": 1000,
+                                       "test_accuracy": test, "test_images": 10000},
+                              notes=notes)
+
+    one_bit = save("wrn_20_1-cifar10-1bit", True, 0.86, 0.8394, "one-bit notes")
+    card = (one_bit / "MODEL_CARD.md").read_text()
+    assert "exact_test_accuracy: 0.86 (standard error 0.011, 1000 images)" in card
+    assert "test_accuracy: 0.8394 (standard error 0.004, 10000 images)" in card
+    assert "One-bit vs float" not in card  # no twin yet
+    float_ = save("wrn_20_1-cifar10-float", False, 0.87, 0.8512, "float notes")
+    row = "| exact_test_accuracy | 86.00% | 87.00% | +1.00 points |"
+    for folder, notes in ((one_bit, "one-bit notes"), (float_, "float notes")):
+        card = (folder / "MODEL_CARD.md").read_text()
+        assert row in card and "| test_accuracy | 83.94% | 85.12% | +1.18 points |" in card
+        assert card.rstrip().endswith(notes)  # the twin's card was rewritten, notes kept
+    assert "`wrn_20_1-cifar10-float`" in (one_bit / "MODEL_CARD.md").read_text()
+    assert hub.read_config(one_bit)["notes"] == "one-bit notes"

@@ -1,6 +1,7 @@
 """Writing and reading one hub entry: config.json, weights, MODEL_CARD.md."""
 
 import datetime
+import math
 import os
 import pathlib
 import shutil
@@ -25,7 +26,9 @@ CONFIG_FIELDS = (
     ("binary", False, registry.is_bool, "true or false"),
     ("dataset", False, registry.is_str, "a string"),
     ("source", False, registry.is_dict, "an object"),
+    ("notes", False, registry.is_str, "a string"),
 )
+PRECISIONS = ("-1bit", "-float")
 
 
 def model_is_binary(model):
@@ -130,15 +133,20 @@ def save_entry(
             "training_command": training_command,
             "licence": licence,
             "source": source,
+            "notes": notes.strip() or None,
             "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         registry.check_fields(config, CONFIG_FIELDS, f"hub entry {model_id!r}")
         registry.write_json_atomic(tmp / registry.CONFIG_NAME, config)
-        registry.write_text_atomic(tmp / registry.CARD_NAME, model_card(config, notes))
+        twin = _twin_config(root, model_id)
+        registry.write_text_atomic(tmp / registry.CARD_NAME, model_card(config, notes, twin))
         _swap_in(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if twin is not None:  # its card compares with this entry now
+        registry.write_text_atomic(root / twin["id"] / registry.CARD_NAME,
+                                   model_card(twin, _notes_of(root / twin["id"], twin), config))
     if _is_project_pretrained(root):
         _record_in_manifest(config, root, default)
     return folder
@@ -233,14 +241,84 @@ def entry_file(folder, name, field=None):
     return path
 
 
+def twin_id(model_id):
+    """The id of the other precision of the same model and data set
+    ("wrn_20_2-cifar10-1bit" <-> "wrn_20_2-cifar10-float"), or None."""
+    for mine, other in (PRECISIONS, PRECISIONS[::-1]):
+        if model_id.endswith(mine):
+            return model_id[:-len(mine)] + other
+    return None
+
+
+def _twin_config(root, model_id):
+    """The config of the entry's twin in the same hub folder, or None."""
+    other = twin_id(model_id)
+    if other is None or not (root / other / registry.CONFIG_NAME).is_file():
+        return None
+    try:
+        return read_config(root / other)
+    except HubError:  # a broken twin is not this entry's failure
+        return None
+
+
+def _notes_of(folder, config):
+    """The notes of an entry: its config's, else (older entries) its card's Notes section."""
+    if config.get("notes"):
+        return config["notes"]
+    card = folder / registry.CARD_NAME
+    text = card.read_text() if card.is_file() else ""
+    return text.split("\n## Notes\n", 1)[1].strip() if "\n## Notes\n" in text else ""
+
+
 def _fmt_metric(value):
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
 
 
-def model_card(config, notes=""):
-    """MODEL_CARD.md text for an entry config."""
+def standard_error(accuracy, images):
+    """The standard error of an accuracy measured on `images` independent
+    images: sqrt(p (1 - p) / n)."""
+    return math.sqrt(accuracy * (1 - accuracy) / images)
+
+
+def _metric_lines(metrics):
+    """One line per metric; an accuracy with its image count also gets its
+    standard error."""
+    lines = []
+    for key, value in metrics.items():
+        images = metrics.get(key.replace("_accuracy", "_images"))
+        if key.endswith("_accuracy") and isinstance(value, float) and isinstance(images, int) \
+                and images > 0 and 0 <= value <= 1:
+            lines.append(f"- {key}: {_fmt_metric(value)} (standard error "
+                         f"{standard_error(value, images):.3f}, {images} images)")
+        else:
+            lines.append(f"- {key}: {_fmt_metric(value)}")
+    return lines
+
+
+def _twin_lines(config, twin):
+    """The one-bit vs float comparison of a card, from both entries' metrics."""
+    ours, theirs = config.get("metrics") or {}, twin.get("metrics") or {}
+    keys = [k for k in ("exact_test_accuracy", "test_accuracy")
+            if isinstance(ours.get(k), float) and isinstance(theirs.get(k), float)]
+    if not keys:
+        return []
+    one_bit, float_ = (ours, theirs) if config.get("binary") else (theirs, ours)
+    lines = ["", "## One-bit vs float", "",
+             f"The twin of this entry: `{twin['id']}` (the same architecture and training, "
+             f"{'float32' if config.get('binary') else 'one-bit'} weights).", "",
+             "| metric | one-bit | float | float - one-bit |", "|---|---|---|---|"]
+    for key in keys:
+        gap = 100 * (float_[key] - one_bit[key])
+        lines.append(f"| {key} | {100 * one_bit[key]:.2f}% | {100 * float_[key]:.2f}% | "
+                     f"{gap:+.2f} points |")
+    return lines
+
+
+def model_card(config, notes="", twin=None):
+    """MODEL_CARD.md text for an entry config (and the config of its twin of
+    the other precision, if there is one: the card then gives the gap)."""
     kwargs = ", ".join(f"{k}={v!r}" for k, v in config["factory_kwargs"].items())
     metrics = dict(config.get("metrics") or {})
     commands = [metrics.pop(k) for k in ("command", "commands") if k in metrics]
@@ -266,12 +344,14 @@ def model_card(config, notes=""):
         "",
     ]
     if metrics:
-        lines += [f"- {k}: {_fmt_metric(v)}" for k, v in metrics.items()]
+        lines += _metric_lines(metrics)
     else:
         lines.append("Not measured yet.")
     for command in commands:
         for c in command if isinstance(command, list) else [command]:
             lines += ["", "```sh", str(c), "```"]
+    if twin is not None:
+        lines += _twin_lines(config, twin)
     lines += ["", "## Training", ""]
     if config.get("training_command"):
         lines += ["```sh", str(config["training_command"]), "```"]
