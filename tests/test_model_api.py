@@ -80,6 +80,8 @@ def test_wrn_20_2_signature_and_generic_factories():
     ({"input_tensor": np.zeros((1, 32, 32, 3), "float32")}, "input_tensor must be a Keras"),
     ({"input_tensor": keras.Input((28, 28, 3)), "input_shape": (32, 32, 3)},
      "does not match the shape"),
+    ({"weights": "cifar10", "classifier_activation": "sigmoid"},
+     "classifier_activation must be None or 'softmax'"),
 ])
 def test_bad_arguments_are_one_line_config_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message) as e:

@@ -99,7 +99,8 @@ def bireal_net(stages, classes=1000, binary=True, input_shape=None, widths=WIDTH
     if len(stages) != len(widths):
         raise ConfigError(f"{len(stages)} stages but {len(widths)} widths.")
     conv_options = _conv_options(binary, activation, gradient, weight_decay, latent_clip)
-    check_arguments(include_top, weights, input_shape, pooling, classes)
+    check_arguments(include_top, weights, input_shape, pooling, classes,
+                    classifier_activation)
     img_input = model_input(input_tensor, input_shape, INPUT_SHAPE)
     x = _bn("input_bn")(img_input)
     x = layers.Conv2D(widths[0], 7, strides=2, padding="same", use_bias=False,

@@ -20,7 +20,8 @@ from keras_onebit.errors import ConfigError
 POOLINGS = (None, "avg", "max")
 
 
-def check_arguments(include_top, weights, input_shape, pooling, classes):
+def check_arguments(include_top, weights, input_shape, pooling, classes,
+                    classifier_activation="softmax"):
     """Checks the `keras.applications` arguments a factory was given.
 
     Args:
@@ -31,6 +32,8 @@ def check_arguments(include_top, weights, input_shape, pooling, classes):
         pooling: None, "avg" or "max" (ignored when `include_top` is True,
             as Keras does).
         classes: a positive int.
+        classifier_activation: with pretrained weights and the top, None or
+            "softmax" (the weights were trained for it), as Keras checks.
 
     Raises:
         ConfigError: naming the argument and the value given.
@@ -45,6 +48,10 @@ def check_arguments(include_top, weights, input_shape, pooling, classes):
         raise ConfigError(
             "weights must be None, a data set name (e.g. 'cifar10'), a hub model id or a "
             f"path, got {type(weights).__name__} {weights!r:.80}.")
+    if weights is not None and include_top and classifier_activation not in (None, "softmax"):
+        raise ConfigError(
+            "with pretrained weights and include_top=True, classifier_activation must be None or "
+            f"'softmax' (what the weights were trained for), got {classifier_activation!r}.")
     if isinstance(weights, str) and not weights.strip():
         raise ConfigError("weights must be None, a data set name, a hub model id or a path, "
                           "got an empty string.")

@@ -126,7 +126,8 @@ def wrn(
     blocks = blocks_per_stage(depth)
     if padding not in ("same", "symmetric"):
         raise ConfigError(f'padding must be "same" or "symmetric", got {padding!r}.')
-    check_arguments(include_top, weights, input_shape, pooling, classes)
+    check_arguments(include_top, weights, input_shape, pooling, classes,
+                    classifier_activation)
     conv = _conv_factory(binary, weight_decay, padding == "symmetric", switchable,
                          input_storage, scale, gradient)
     block_conv = conv if input_quantizer is None else _conv_factory(
