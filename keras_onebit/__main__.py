@@ -1,6 +1,6 @@
 """Command line: `python -m keras_onebit <command> [flags]`.
 
-Commands: export, hub, eval, train. `python -m keras_onebit --help` lists
+Commands: export, hub, eval, train, teacher. `python -m keras_onebit --help` lists
 them; `python -m keras_onebit <command> --help` lists a command's flags. Each
 command lives in `keras_onebit.cli.<command>` and defines its own absl flags,
 so only the chosen one is imported.
@@ -39,6 +39,9 @@ COMMANDS = {
                     "top-1 error of a model (hub id, file or factory name) on a test set"),
     "train": Command("keras_onebit.cli.train",
                      "train a model with the papers' recipe (checkpoints, --resume)"),
+    "teacher": Command("keras_onebit.cli.teacher",
+                       "a teacher's probabilities for every training image, for train "
+                       "--teacher (distillation)"),
 }
 HELP_ARGS = ("-h", "--help", "--helpshort", "-?")
 FULL_HELP_ARGS = ("--helpfull",)

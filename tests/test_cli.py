@@ -25,7 +25,7 @@ import pytest
 from keras_onebit import _startup as startup
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-COMMANDS = ("export", "hub", "eval", "train")
+COMMANDS = ("export", "hub", "eval", "train", "teacher")
 TF_NOISE = ("oneDNN", "absl::InitializeLog", "cpu_feature_guard", "XNNPACK", "fully_quantize")
 
 # name: (arguments, text the one error line must contain)
@@ -48,6 +48,11 @@ USER_ERRORS = {
     "export_unknown_model": (["export", "--model", "unknown-id"], "'unknown-id'"),
     "export_out_in_proc": (["export", "--out", "/proc/x/export"], "/proc/x/export"),
     "export_bad_format": (["export", "--formats", "float,int3"], "int3"),
+    "train_teacher_missing": (["train", "--teacher", "missing.npy"], "--teacher missing.npy"),
+    "train_distill_not_at_restart": (["train", "--teacher", "t.npy", "--distill_from_epoch",
+                                      "3"], "end of a warm-restart cycle"),
+    "teacher_without_out": (["teacher", "--model", "wrn_20_1"], "--out"),
+    "teacher_unknown_model": (["teacher", "--model", "nope", "--out", "t.npy"], "'nope'"),
     "hub_unknown_action": (["hub", "nosuch"], "'nosuch'"),
     "hub_verify_without_entry": (["hub", "verify"], "--entry"),
     "hub_bad_layout": (["hub", "import-mcdonnell", "--layout", "sideways"], "sideways"),
@@ -200,7 +205,8 @@ def test_unknown_command_is_one_line(runs):
 
 
 OWN_FLAGS = {"export": ("--formats", "--micro_images"), "hub": ("--entry", "--mat"),
-             "eval": ("--agree_with", "--exact_only"), "train": ("--epochs", "--resume")}
+             "eval": ("--agree_with", "--exact_only"), "train": ("--epochs", "--resume"),
+             "teacher": ("--[no]flip", "--format")}
 
 
 @pytest.mark.parametrize("command", COMMANDS)

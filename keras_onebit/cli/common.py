@@ -73,3 +73,33 @@ def native_stderr_silenced():
     LiteRT's "Created TensorFlow Lite XNNPACK delegate") are hidden, unless --debug.
     Python exceptions still propagate and are reported after the block."""
     return contextlib.nullcontext() if debug() else startup.silenced_stderr()
+
+
+def check_model(flag, spec, weights=None):
+    """Refuses, before anything is built, a model spec `build_model` cannot use."""
+    from keras_onebit import models
+
+    factories = models.list_models()
+    if weights and spec not in factories:
+        raise ConfigError(f"--weights needs a registered factory name as --model "
+                          f"({', '.join(factories)}), got {spec!r}.")
+    ids = hub_ids()
+    if not known_model(spec, factories, ids):
+        raise unknown_model(flag, spec, factories, ids)
+
+
+def build_model(spec, weights=None, dataset="cifar10"):
+    """A Keras model from a hub id / path / .keras file / factory name."""
+    import keras
+
+    from keras_onebit import data, hub, models
+
+    if spec in models.list_models():
+        return models.get(spec, classes=data.CLASSES[dataset],
+                          input_shape=data.INPUT_SHAPES[dataset], weights=weights)
+    if weights:
+        raise ConfigError(f"--weights needs a registered factory name as --model "
+                         f"({', '.join(models.list_models())}), got {spec!r}.")
+    if str(spec).endswith(".keras"):
+        return keras.saving.load_model(spec)
+    return hub.load(spec)

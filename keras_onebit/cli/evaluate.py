@@ -21,7 +21,7 @@ import time
 
 from absl import flags
 
-from keras_onebit import data, models
+from keras_onebit import data
 from keras_onebit.cli import common
 from keras_onebit.errors import ConfigError
 
@@ -42,34 +42,6 @@ flags.DEFINE_string("agree_with", None, "A second model (same forms as --model):
 flags.DEFINE_integer("threads", 0, "TensorFlow intra/inter-op threads (0: default).",
                      lower_bound=0)
 flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
-
-
-def check_model(flag, spec, weights=None):
-    """Refuses, before anything is built, a model spec `build_model` cannot use."""
-    factories = models.list_models()
-    if weights and spec not in factories:
-        raise ConfigError(f"--weights needs a registered factory name as --model "
-                          f"({', '.join(factories)}), got {spec!r}.")
-    hub_ids = common.hub_ids()
-    if not common.known_model(spec, factories, hub_ids):
-        raise common.unknown_model(flag, spec, factories, hub_ids)
-
-
-def build_model(spec, weights=None, dataset="cifar10"):
-    """A Keras model from a hub id / path / .keras file / factory name."""
-    import keras
-
-    from keras_onebit import data, hub, models
-
-    if spec in models.list_models():
-        return models.get(spec, classes=data.CLASSES[dataset],
-                          input_shape=data.INPUT_SHAPES[dataset], weights=weights)
-    if weights:
-        raise ConfigError(f"--weights needs a registered factory name as --model "
-                         f"({', '.join(models.list_models())}), got {spec!r}.")
-    if str(spec).endswith(".keras"):
-        return keras.saving.load_model(spec)
-    return hub.load(spec)
 
 
 def predict_classes(model, images, batch_size=100, verbose=True, label="images"):
@@ -160,9 +132,9 @@ def main(argv):
     if not FLAGS.model:
         raise ConfigError("--model is required: a hub id, a file or a registered factory name "
                           "(python -m keras_onebit hub list).")
-    check_model("--model", FLAGS.model, FLAGS.weights)
+    common.check_model("--model", FLAGS.model, FLAGS.weights)
     if FLAGS.agree_with:
-        check_model("--agree_with", FLAGS.agree_with)
+        common.check_model("--agree_with", FLAGS.agree_with)
     if FLAGS.json:
         common.writable_folder(pathlib.Path(FLAGS.json).parent, "--json")
     if FLAGS.threads:
@@ -170,8 +142,9 @@ def main(argv):
 
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
-    model = build_model(FLAGS.model, FLAGS.weights, FLAGS.dataset)
-    other = build_model(FLAGS.agree_with, None, FLAGS.dataset) if FLAGS.agree_with else None
+    model = common.build_model(FLAGS.model, FLAGS.weights, FLAGS.dataset)
+    other = (common.build_model(FLAGS.agree_with, None, FLAGS.dataset) if FLAGS.agree_with
+             else None)
     result = evaluate(model, FLAGS.dataset, FLAGS.data_dir, FLAGS.batch_size, FLAGS.limit,
                       FLAGS.exact_only, other=other)
     result.update(model=FLAGS.model, weights=FLAGS.weights, agree_with=FLAGS.agree_with,

@@ -15,6 +15,7 @@ import sys
 from absl import flags
 
 from keras_onebit import data, models
+from keras_onebit.cli import common
 from keras_onebit.cli.common import no_positional, writable_folder
 from keras_onebit.training import distribute
 
@@ -70,6 +71,14 @@ flags.DEFINE_enum("input_storage", "none", ["none", "stochastic_1bit"],
                   "random bit per element (McDonnell et al., NICE 2017; keras_onebit.storage).")
 flags.DEFINE_string("storage_scale", "max", "Scale s of --input_storage stochastic_1bit: max, "
                     "p<percentile> (e.g. p99) or a positive float.")
+flags.DEFINE_string("teacher", None, "Knowledge distillation: a .npy of teacher probabilities, "
+                    "one row per training image (python -m keras_onebit teacher).")
+flags.DEFINE_float("distill_temperature", 4.0, "Distillation temperature T.", lower_bound=0.0)
+flags.DEFINE_float("distill_weight", 0.9, "Share w of the distillation term (the label's "
+                   "cross-entropy gets 1 - w).", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_integer("distill_from_epoch", 0, "Distil from this epoch on: 0 or the end of a "
+                     "warm-restart cycle (2, 6, 14, 30, ...); plain cross-entropy before.",
+                     lower_bound=0)
 flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 0 silent, 1 progress bar, 2 a line "
                      "per epoch.", lower_bound=0, upper_bound=2)
 flags.register_multi_flags_validator(
@@ -97,7 +106,9 @@ def config_from_flags():
         devices=tuple(FLAGS.devices), iterative_epochs=FLAGS.iterative_epochs,
         iterative_order=FLAGS.iterative_order, verbose=FLAGS.verbose,
         dtype_policy=FLAGS.dtype_policy, batch_norm=FLAGS.batch_norm,
-        input_storage=FLAGS.input_storage, storage_scale=FLAGS.storage_scale)
+        input_storage=FLAGS.input_storage, storage_scale=FLAGS.storage_scale,
+        teacher=FLAGS.teacher, distill_temperature=FLAGS.distill_temperature,
+        distill_weight=FLAGS.distill_weight, distill_from_epoch=FLAGS.distill_from_epoch)
     config.out_dir = FLAGS.out or f"runs/{config.model_id}"
     return config
 
@@ -107,6 +118,10 @@ def main(argv):
     no_positional(argv, "train")
     config = config_from_flags()
     config.factory_kwargs()  # --iterative_epochs with --float fails here, before any work
+    config.check_distillation()
+    if config.teacher:
+        common.existing_file(config.teacher, "--teacher", "a .npy file of teacher "
+                             "probabilities (python -m keras_onebit teacher)")
     writable_folder(config.out_dir, "--out")
     if FLAGS.hub:
         writable_folder(FLAGS.hub, "--hub")

@@ -8,6 +8,12 @@ from keras_onebit.training.bireal import (
     freeze_all_but_batchnorm,
     retrain_batchnorm,
 )
+from keras_onebit.training.distill import (
+    DistillationLoss,
+    LabelAccuracy,
+    teacher_probabilities,
+    with_teacher,
+)
 from keras_onebit.training.iterative import (
     IterativeBinarization,
     binarization_order,
@@ -23,6 +29,7 @@ from keras_onebit.training.schedules import (
 )
 
 __all__ = [
+    "DistillationLoss", "LabelAccuracy", "teacher_probabilities", "with_teacher",
     "IterativeBinarization", "binarization_order", "measure_sensitivity", "sensitivity_order",
     "WarmRestartCosine", "ZeroMomentumAtRestart", "augment", "cutout", "dtype_policy",
     "binarize_latent_weights", "copy_matching_weights", "eval_dataset", "flip",

@@ -25,10 +25,20 @@ from keras_onebit import models
 from keras_onebit.errors import ConfigError
 from keras_onebit.export import files
 from keras_onebit.training import distribute
+from keras_onebit.training.distill import (
+    DistillationLoss,
+    LabelAccuracy,
+    check_probabilities,
+    with_teacher,
+)
 from keras_onebit.training.iterative import ORDERS, IterativeBinarization
 from keras_onebit.training.pipeline import eval_dataset, train_dataset
 from keras_onebit.training.plots import plot_curves
-from keras_onebit.training.schedules import WarmRestartCosine, ZeroMomentumAtRestart
+from keras_onebit.training.schedules import (
+    WarmRestartCosine,
+    ZeroMomentumAtRestart,
+    restart_epochs,
+)
 
 CHECKPOINT, STATE, LOG = "checkpoint.keras", "state.json", "log.csv"
 
@@ -62,6 +72,10 @@ class RunConfig:
     batch_norm: bool = True
     input_storage: str = "none"  # or "stochastic_1bit" (keras_onebit.storage)
     storage_scale: str = "max"  # "max", "p<percentile>" (e.g. "p99") or a float
+    teacher: str | None = None  # .npy of teacher probabilities, one row per training image
+    distill_temperature: float = 4.0
+    distill_weight: float = 0.9
+    distill_from_epoch: int = 0  # 0 or the end of a warm-restart cycle (2, 6, 14, 30, ...)
 
     @property
     def model_id(self):
@@ -98,6 +112,19 @@ class RunConfig:
             raise ConfigError(f"storage_scale must be 'max', 'p<percentile>' (e.g. p99) or a "
                               f"positive float, got {scale!r}.") from e
         return keras.saving.serialize_keras_object(storage)
+
+    def check_distillation(self):
+        """Raises ConfigError unless the distillation settings can be run."""
+        if not self.teacher:
+            return
+        switches = [0] + [e for e in restart_epochs(self.first_cycle, count=12)
+                          if e < self.epochs]
+        if self.distill_from_epoch not in switches:
+            raise ConfigError(
+                f"distill_from_epoch must be 0 or the end of a warm-restart cycle before epoch "
+                f"{self.epochs} ({', '.join(map(str, switches))}), got {self.distill_from_epoch}:"
+                " the switch starts a fresh optimizer, which only a restart makes harmless.")
+        DistillationLoss(self.distill_temperature, self.distill_weight)  # checks both
 
     def iterative_callbacks(self):
         if not self.iterative_epochs:
@@ -152,11 +179,57 @@ def make_model(config):
 
 def build(config, steps_per_epoch):
     model = make_model(config)
+    distil = bool(config.teacher) and config.distill_from_epoch == 0
+    return compile_model(model, config, steps_per_epoch, distil)
+
+
+def compile_model(model, config, steps_per_epoch, distil, first_step=0):
+    """Compiles `model` with the run's SGD and warm-restart schedule, and the
+    cross-entropy or (`distil`) the distillation loss; a fresh optimizer whose
+    step count starts at `first_step` (so the schedule goes on from there)."""
     schedule = WarmRestartCosine(steps_per_epoch, config.max_lr, config.min_lr,
                                  config.first_cycle)
+    if distil:
+        loss = DistillationLoss(config.distill_temperature, config.distill_weight)
+        metrics = [LabelAccuracy()]
+    else:
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
     model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=config.momentum),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss=loss, metrics=metrics)
+    if first_step:
+        model.optimizer.build(model.trainable_variables)
+        model.optimizer.iterations.assign(first_step)
     return model
+
+
+def load_teacher(path, images, classes):
+    """The teacher probabilities in `path` (.npy, read without pickle and
+    memory-mapped, so its shape is checked before anything is read); `images`
+    the row counts accepted (all training images, or the --train_limit first).
+
+    Raises:
+        ConfigError: an unreadable file, another shape, or rows that are not
+            probability distributions.
+    """
+    try:
+        probs = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: cannot read teacher probabilities ({type(e).__name__}: "
+                          f"{' '.join(str(e).split())[:200]}).") from e
+    rows = probs.shape[0] if probs.ndim else None
+    return check_probabilities(probs, rows if rows in images else images[0], classes, path)
+
+
+def phases(config, start):
+    """[(first epoch, end epoch, distil)] of the epochs still to run: plain
+    cross-entropy before `distill_from_epoch`, distillation from there on."""
+    switch = config.distill_from_epoch if config.teacher else config.epochs
+    out = []
+    if start < min(switch, config.epochs):
+        out.append((start, min(switch, config.epochs), False))
+    if config.teacher and max(start, switch) < config.epochs:
+        out.append((max(start, switch), config.epochs, True))
+    return out
 
 
 def _start_over(out_dir):
@@ -210,9 +283,13 @@ def load_checkpoint(out_dir):
 def prepare(config, resume):
     """Loads the data and builds (or restores) the model inside the strategy."""
     data = datasets.load_dataset(config.dataset, config.data_dir, config.download)
+    images = len(data["x_train"])
     if config.train_limit:
         data["x_train"] = data["x_train"][: config.train_limit]
         data["y_train"] = data["y_train"][: config.train_limit]
+    if config.teacher:
+        data["teacher"] = load_teacher(config.teacher, (images, len(data["x_train"])),
+                                       datasets.CLASSES[config.dataset])[:len(data["x_train"])]
     steps = len(data["x_train"]) // config.batch_size
     start = epochs_done(config.out_dir) if resume else 0
     strategy = distribute.make_strategy(config.strategy, config.devices)
@@ -222,7 +299,7 @@ def prepare(config, resume):
         else:
             model = build(config, steps)
     distribute.patch_for_multi_worker(model, strategy, data["x_train"], data["y_train"])
-    return data, model, steps, start
+    return data, model, steps, start, strategy
 
 
 @contextlib.contextmanager
@@ -281,27 +358,44 @@ def validation_split(data):
 def fit(config, resume):
     """Builds or restores the model and fits it; returns (data, model)."""
     out = pathlib.Path(config.out_dir)
-    data, model, steps, start = prepare(config, resume)
+    data, model, steps, start, strategy = prepare(config, resume)
     if start >= config.epochs:
         print(f"{out}: all {config.epochs} epochs already done")
     chief = distribute.is_chief()
     if chief:
         write_json(out / "config.json", dataclasses.asdict(config))
-    ds = train_dataset(data["x_train"], data["y_train"], config.batch_size, config.seed,
-                       config.augmentation, start_step=start * steps)
-    callbacks = [*config.iterative_callbacks(), LogLearningRate(), EpochCheckpoint(out, chief)]
-    if chief:
-        callbacks.append(keras.callbacks.CSVLogger(str(out / LOG), append=resume and start > 0))
-    if config.zero_momentum_at_restart:
-        callbacks.append(ZeroMomentumAtRestart(config.first_cycle))
-    model.fit(ds, epochs=config.epochs, initial_epoch=start, steps_per_epoch=steps,
-              validation_data=validation_split(data), callbacks=callbacks,
-              verbose=config.verbose, shuffle=False)
+    ds = None
+    for begin, end, distil in phases(config, start):
+        if distil and not isinstance(model.loss, DistillationLoss):
+            print(f"epoch {begin + 1}: distillation from {config.teacher} starts")
+            with strategy.scope():
+                compile_model(model, config, steps, True, first_step=begin * steps)
+        labels = with_teacher(data["y_train"], data["teacher"]) if distil else data["y_train"]
+        ds = train_dataset(data["x_train"], labels, config.batch_size, config.seed,
+                           config.augmentation, start_step=begin * steps)
+        model.fit(ds, epochs=end, initial_epoch=begin, steps_per_epoch=steps,
+                  validation_data=validation_split(data),
+                  callbacks=fit_callbacks(config, out, begin), verbose=config.verbose,
+                  shuffle=False)
+    if config.recompute_bn_batches and ds is None:
+        ds = train_dataset(data["x_train"], data["y_train"], config.batch_size, config.seed,
+                           config.augmentation, start_step=start * steps)
     if config.recompute_bn_batches:
         from keras_onebit.training.batchnorm import recompute_bn_statistics
 
         recompute_bn_statistics(model, ds, config.recompute_bn_batches)
     return data, model
+
+
+def fit_callbacks(config, out, begin):
+    """The callbacks of a `fit` call that starts at epoch `begin`."""
+    chief = distribute.is_chief()
+    callbacks = [*config.iterative_callbacks(), LogLearningRate(), EpochCheckpoint(out, chief)]
+    if chief:  # a later start (resumed, or after the switch to distillation) appends
+        callbacks.append(keras.callbacks.CSVLogger(str(out / LOG), append=begin > 0))
+    if config.zero_momentum_at_restart:
+        callbacks.append(ZeroMomentumAtRestart(config.first_cycle))
+    return callbacks
 
 
 def train(config, resume=False):
