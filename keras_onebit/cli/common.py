@@ -103,3 +103,17 @@ def build_model(spec, weights=None, dataset="cifar10"):
     if str(spec).endswith(".keras"):
         return keras.saving.load_model(spec)
     return hub.load(spec)
+
+
+def define_model_flags(what="the model"):
+    """Defines --model, --weights, --dataset and --data_dir (alias --data-dir),
+    as `check_model` / `build_model` take them; `what` names the model in --help."""
+    from keras_onebit import data
+
+    flags.DEFINE_string("model", None, f"{what[0].upper() + what[1:]}: hub id, entry folder, "
+                        ".onebit / .mat / .keras path, or registered factory name (required).")
+    flags.DEFINE_string("weights", None, "With a factory name: weights= (data set, hub id, path).")
+    flags.DEFINE_enum("dataset", "cifar10", list(data.CLASSES), "Data set.")
+    flags.DEFINE_string("data_dir", None, "Folder with <dataset>.npz (default: $KERAS_ONEBIT_DATA, "
+                        "../shared/data, ~/.keras/datasets).")
+    flags.DEFINE_alias("data-dir", "data_dir")

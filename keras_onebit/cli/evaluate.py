@@ -21,18 +21,11 @@ import time
 
 from absl import flags
 
-from keras_onebit import data
 from keras_onebit.cli import common
 from keras_onebit.errors import ConfigError
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Hub id, entry folder, .onebit / .mat / .keras path, or "
-                    "registered factory name (required).")
-flags.DEFINE_string("weights", None, "With a factory name: weights= (data set, hub id, path).")
-flags.DEFINE_enum("dataset", "cifar10", list(data.CLASSES), "Data set.")
-flags.DEFINE_string("data_dir", None, "Folder with <dataset>.npz (default: $KERAS_ONEBIT_DATA, "
-                    "../shared/data, ~/.keras/datasets).")
-flags.DEFINE_alias("data-dir", "data_dir")
+common.define_model_flags("the model")
 flags.DEFINE_integer("batch_size", 100, "Images per inference batch.", lower_bound=1)
 flags.DEFINE_integer("limit", 0, "Evaluate only the first N test images (0: all).",
                      lower_bound=0)

@@ -23,13 +23,7 @@ from keras_onebit.cli import common
 from keras_onebit.errors import ConfigError
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "The teacher: hub id, entry folder, .onebit / .mat / .keras "
-                    "path, or registered factory name (required).")
-flags.DEFINE_string("weights", None, "With a factory name: weights= (data set, hub id, path).")
-flags.DEFINE_enum("dataset", "cifar10", list(data.CLASSES), "Data set (its training images).")
-flags.DEFINE_string("data_dir", None, "Data directory (default $KERAS_ONEBIT_DATA or "
-                    "../shared/data).")
-flags.DEFINE_alias("data-dir", "data_dir")
+common.define_model_flags("the teacher")
 flags.DEFINE_string("out", None, "The .npy file to write (required).")
 flags.DEFINE_enum("format", "keras", ["keras", "int8"], "Run the teacher in Keras, or its int8 "
                   "TFLite export in LiteRT.")
