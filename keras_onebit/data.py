@@ -103,7 +103,8 @@ def load_dataset(name, data_dir=None, download=False):
         if found is not None:
             return _normalise(name, *found)
     if download:
-        return _normalise(name, _download(name), DOWNLOADS.get(name, ("", name))[1])
+        data = _download(name)  # a name without a download raises here
+        return _normalise(name, data, DOWNLOADS[name][1])
     raise DataError(
         f"No {name} data found in {', '.join(str(d) for d in dirs)}: expected "
         f"{name}.npz ({', '.join(KEYS)}) or the original files; "

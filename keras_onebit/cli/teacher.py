@@ -44,17 +44,10 @@ def litert_predict(model, calibration, threads, check_images):
     with common.native_stderr_silenced():
         model_bytes = tflite.convert(model, "int8", calibration)
         interpreter = report.litert_interpreter(model_bytes, threads or 2)
-    inp = interpreter.get_input_details()[0]["index"]
-    out = interpreter.get_output_details()[0]["index"]
 
     def predict(batch):
-        rows = []
-        for image in batch:
-            interpreter.set_tensor(inp, image[None])
-            interpreter.invoke()
-            rows.append(interpreter.get_tensor(out)[0].astype(np.float64))
-        rows = np.stack(rows)  # int8 steps of the softmax: renormalized to sum to 1
-        return rows / rows.sum(axis=1, keepdims=True)
+        rows = report.interpreter_outputs(interpreter, batch).astype(np.float64)
+        return rows / rows.sum(axis=1, keepdims=True)  # int8 steps of the softmax
 
     keras_top = model.predict(check_images, verbose=0).argmax(1)
     agreement = float((predict(check_images).argmax(1) == keras_top).mean())

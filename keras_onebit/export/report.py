@@ -25,7 +25,11 @@ def litert_interpreter(model_bytes, threads=2):
 
 def litert_outputs(model_bytes, images, threads=2):
     """Outputs of a one-image-batch .tflite model for each image (float32 in)."""
-    it = litert_interpreter(model_bytes, threads)
+    return interpreter_outputs(litert_interpreter(model_bytes, threads), images)
+
+
+def interpreter_outputs(it, images):
+    """Outputs of an allocated one-image-batch interpreter for each image."""
     inp, out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
     outputs = []
     for image in np.asarray(images, np.float32):

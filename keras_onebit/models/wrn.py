@@ -130,9 +130,8 @@ def wrn(
                     classifier_activation)
     conv = _conv_factory(binary, weight_decay, padding == "symmetric", switchable,
                          input_storage, scale, gradient)
-    block_conv = conv if input_quantizer is None else _conv_factory(
-        binary, weight_decay, padding == "symmetric", switchable, input_storage, scale,
-        gradient, input_quantizer)
+    block_conv = _conv_factory(binary, weight_decay, padding == "symmetric", switchable,
+                               input_storage, scale, gradient, input_quantizer)
     norm = learn_bn if batch_norm else None
     relu = layers.ReLU if input_storage is None else storage.BitMaskReLU
 

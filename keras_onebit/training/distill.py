@@ -58,10 +58,16 @@ def teacher_probabilities(predict, images, batch_size=250, flip=True, verbose=1)
     return np.concatenate(rows).astype(np.float32)
 
 
+def _are_distributions(probs):
+    """True when every row of the 2D float array is finite, >= 0 and sums to 1."""
+    return (probs.ndim == 2 and np.issubdtype(probs.dtype, np.floating)
+            and bool(np.all(np.isfinite(probs))) and not np.any(probs < 0)
+            and np.allclose(probs.sum(1), 1, atol=1e-3))
+
+
 def _checked(probs, n):
     probs = np.asarray(ops.convert_to_numpy(probs), np.float64)
-    if probs.ndim != 2 or len(probs) != n or not np.all(np.isfinite(probs)) \
-            or np.any(probs < 0) or not np.allclose(probs.sum(1), 1, atol=1e-3):
+    if len(probs) != n or not _are_distributions(probs):
         raise ConfigError(f"The teacher must give one probability distribution per image "
                           f"(a softmax output); got an array of shape {probs.shape}.")
     return probs
@@ -86,8 +92,7 @@ def check_probabilities(probs, images, classes, where):
     if probs.shape != (images, classes):
         raise ConfigError(f"{where}: teacher probabilities of shape {probs.shape}, expected "
                           f"({images}, {classes}): one row per training image, in order.")
-    if not np.issubdtype(probs.dtype, np.floating) or not np.all(np.isfinite(probs)) \
-            or np.any(probs < 0) or not np.allclose(probs.sum(1), 1, atol=1e-3):
+    if not _are_distributions(probs):
         raise ConfigError(f"{where}: every row must be a probability distribution "
                           "(finite, >= 0, summing to 1).")
     return probs.astype(np.float32)

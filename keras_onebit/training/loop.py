@@ -377,11 +377,12 @@ def fit(config, resume):
                   validation_data=validation_split(data),
                   callbacks=fit_callbacks(config, out, begin), verbose=config.verbose,
                   shuffle=False)
-    if config.recompute_bn_batches and ds is None:
-        ds = train_dataset(data["x_train"], data["y_train"], config.batch_size, config.seed,
-                           config.augmentation, start_step=start * steps)
     if config.recompute_bn_batches:
         from keras_onebit.training.batchnorm import recompute_bn_statistics
+
+        if ds is None:  # no epoch ran in this call (all were done before)
+            ds = train_dataset(data["x_train"], data["y_train"], config.batch_size, config.seed,
+                               config.augmentation, start_step=start * steps)
 
         recompute_bn_statistics(model, ds, config.recompute_bn_batches)
     return data, model
