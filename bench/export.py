@@ -17,18 +17,24 @@ import datetime
 import os
 import pathlib
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
-from common import alternate, median, save, update_readme  # noqa: E402
+from common import (  # noqa: E402
+    alternate,
+    cell,
+    convert_formats,
+    median,
+    save,
+    update_readme,
+)
 
 from keras_onebit import models  # noqa: E402
 from keras_onebit.data import load_dataset  # noqa: E402
-from keras_onebit.export import bitpack, limit_bytes, micro, packed, report, tflite  # noqa: E402
+from keras_onebit.export import limit_bytes, packed, report  # noqa: E402
 from keras_onebit.export.fallback import calibrate_batchnorm  # noqa: E402
 
 flags.DEFINE_list("models", ["wrn_16_4", "wrn_20_10"], "Registered model names.")
@@ -82,17 +88,8 @@ def bench_model(name, data):
     image = data["x_test"][0].astype("float32")
     sizes = {"archive": len(packed.packed_bytes(model))}
     files, convert_s = {}, {}
-    for fmt in FLAGS.formats:
-        start = time.perf_counter()
-        if fmt == "micro":
-            files[fmt] = micro.compress(files.get("int8") or tflite.convert(model, "int8", rep))
-        elif fmt in bitpack.BASE and bitpack.BASE[fmt] in files:  # what convert() does
-            files[fmt] = bitpack.pack_filters(files[bitpack.BASE[fmt]])[0]
-            convert_s[fmt] = convert_s[bitpack.BASE[fmt]]
-        else:
-            files[fmt] = tflite.convert(model, fmt, rep)
-        convert_s[fmt] = convert_s.get(fmt, 0.0) + time.perf_counter() - start
-        sizes[fmt] = len(files[fmt])
+    for fmt, data_bytes, seconds in convert_formats(model, FLAGS.formats, rep):
+        files[fmt], convert_s[fmt], sizes[fmt] = data_bytes, seconds, len(data_bytes)
         print(f"  {fmt}: {sizes[fmt]:,} bytes ({sizes[fmt] / limit:.2f}x limit), converted in "
               f"{convert_s[fmt]:.0f} s", flush=True)
     agreement = {}
@@ -129,10 +126,6 @@ def bench_model(name, data):
         print("  " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in row.items()), flush=True)
     return {"model": name, "onebit_limit_bytes": limit, "rows": rows}
-
-
-def _cell(value, fmt="{:.2f}"):
-    return "-" if value is None else fmt.format(value)
 
 
 SIZE_TARGETS = {"wrn_16_4": 1.10, "wrn_20_10": 1.03}
@@ -191,26 +184,28 @@ def targets(result):
             speed = ", ".join(
                 f"{t} thr {row[f'vs_float_{t}t']:.2f}x float "
                 f"({'met' if row[f'vs_float_{t}t'] <= 1.0 else 'NOT met'})"
-                for t in FLAGS.threads if row.get(f"vs_float_{t}t") is not None)
+                for t in result["threads"] if row.get(f"vs_float_{t}t") is not None)
             lines.append(f"- {model['model']} {fmt}: {size}; latency {speed}; argmax agreement "
-                         f"{_cell(row.get('argmax_agreement'), '{:.3f}')} on {row.get('images')} "
+                         f"{cell(row.get('argmax_agreement'), '{:.3f}')} on {row.get('images')} "
                          "images")
     return lines
 
 
 def markdown(result):
-    threads = FLAGS.threads
+    threads = result["threads"]
+    models = ",".join(model["model"] for model in result["models"])
     lines = [
         HEADING, "",
         "Targets (issue 12): the fastest packed format's LiteRT latency <= 1.0x the float model "
         "at 1 and 2 threads, argmax agreement with Keras >= 99% on 500 CIFAR-10 test images; "
         "every packed format <= 1.10x the one-bit limit (WRN-16-4), <= 1.03x (WRN-20-10), sign "
         "bits in UINT8 tensors.", "",
-        f"Run {result['date']}, `python bench/export.py --models {','.join(FLAGS.models)}` "
-        f"(seeded models, BN statistics from real CIFAR-10 images; batch 1; {FLAGS.rounds} "
-        f"alternated rounds of {FLAGS.repeats} inferences, medians; {FLAGS.conditions}; ratios "
-        "are measured side by side in the same run). Agreement: argmax of each .tflite vs "
-        f"Keras on {FLAGS.images} CIFAR-10 test images (seeded, untrained models: near-tied "
+        f"Run {result['date']}, `python bench/export.py --models {models}` "
+        f"(seeded models, BN statistics from real CIFAR-10 images; batch 1; {result['rounds']} "
+        f"alternated rounds of {result['repeats']} inferences, medians; "
+        f"{result['conditions']}; ratios are measured side by side in the same run). "
+        "Agreement: argmax of each .tflite vs "
+        f"Keras on {result['images']} CIFAR-10 test images (seeded, untrained models: near-tied "
         "logits make this a strict test).", "",
         "| model | format | bytes | x one-bit limit | argmax agree | "
         + " | ".join(f"ms ({t} thr) | x float ({t} thr)" for t in threads) + " |",
@@ -219,10 +214,10 @@ def markdown(result):
     for model in result["models"]:
         for row in model["rows"]:
             cells = [model["model"], row["format"], f"{row['bytes']:,}",
-                     _cell(row["ratio_to_limit"], "{:.3f}"),
-                     _cell(row.get("argmax_agreement"), "{:.3f}")]
+                     cell(row["ratio_to_limit"], "{:.3f}"),
+                     cell(row.get("argmax_agreement"), "{:.3f}")]
             for t in threads:
-                cells += [_cell(row[f"ms_{t}t"]), _cell(row[f"vs_float_{t}t"])]
+                cells += [cell(row[f"ms_{t}t"]), cell(row[f"vs_float_{t}t"])]
             lines.append("| " + " | ".join(cells) + " |")
     lines += [""] + CHARTS
     lines += ["", "Targets in this run (the latency target is for the fastest packed format, "
@@ -237,12 +232,17 @@ def main(_):
 
         from common import RESULTS
 
-        update_readme(HEADING, markdown(json.loads((RESULTS / "export.json").read_text())))
+        result = json.loads((RESULTS / "export.json").read_text())
+        if FLAGS["conditions"].present:  # recorded after the run
+            result["conditions"] = FLAGS.conditions
+            save("export", result)
+        update_readme(HEADING, markdown(result))
         print("updated", README)
         return
     data = load_dataset("cifar10")
     result = {"date": datetime.date.today().isoformat(), "threads": FLAGS.threads,
-              "rounds": FLAGS.rounds, "repeats": FLAGS.repeats,
+              "rounds": FLAGS.rounds, "repeats": FLAGS.repeats, "images": FLAGS.images,
+              "conditions": FLAGS.conditions,
               "models": [bench_model(name, data) for name in FLAGS.models]}
     print("saved", save("export", result))
     if FLAGS.readme:

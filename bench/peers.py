@@ -26,7 +26,6 @@ import pathlib
 import subprocess
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -34,11 +33,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
-from common import RESULTS, median, save, update_readme  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    alternate_reported,
+    convert_formats,
+    measured,
+    median,
+    save,
+    update_readme,
+)
 
 from keras_onebit import models  # noqa: E402
 from keras_onebit.data import load_dataset  # noqa: E402
-from keras_onebit.export import bitpack, limit_bytes, micro, report, tflite  # noqa: E402
+from keras_onebit.export import bitpack, limit_bytes, report  # noqa: E402
 from keras_onebit.export.fallback import calibrate_batchnorm  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -129,41 +136,6 @@ def save_weights(model, path):
     np.savez(path, **arrays)
 
 
-def our_files(model, representative):
-    """{format: .tflite bytes} of our exports (micro: the TFLite Micro file)."""
-    files = {}
-    for fmt in FLAGS.formats:
-        if fmt == "micro":
-            files[fmt] = micro.compress(files.get("int8") or
-                                        tflite.convert(model, "int8", representative))
-        elif fmt in bitpack.BASE and bitpack.BASE[fmt] in files:
-            files[fmt] = bitpack.pack_filters(files[bitpack.BASE[fmt]])[0]
-        else:
-            files[fmt] = tflite.convert(model, fmt, representative)
-    return files
-
-
-def measured(fn, repeats):
-    """A callable returning the seconds per call of `fn` over `repeats` calls."""
-    def run():
-        start = time.perf_counter()
-        for _ in range(repeats):
-            fn()
-        return (time.perf_counter() - start) / repeats
-
-    return run
-
-
-def alternate_reported(fns, rounds):
-    """Like common.alternate, for callables that return their own seconds (the
-    worker times itself, so the pipe is not in the number)."""
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            times[name].append(fn())
-    return times
-
-
 def latency(files, lce_path, image_path, image, peer):
     """Median ms per inference, {(side/format, threads): ms}, alternated."""
     fns = {}
@@ -212,7 +184,8 @@ def bench_variant(variant, data, peer, scratch):
     larq_vs_ours = report.compare(reference, np.load(scratch / "larq.npy"))
     print(f"  larq model vs ours on {len(test)} images: {larq_vs_ours}", flush=True)
 
-    files = our_files(model, data["x_train"][:FLAGS.representative].astype("float32"))
+    representative = data["x_train"][:FLAGS.representative].astype("float32")
+    files = {fmt: b for fmt, b, _ in convert_formats(model, FLAGS.formats, representative)}
     lce_path = scratch / f"{variant}_lce.tflite"
     peer.call("convert", out=str(lce_path))
     peer.call("load", key="check", path=str(lce_path), threads=1)

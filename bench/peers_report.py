@@ -1,6 +1,8 @@
 """The "Peers" section of bench/README.md, from bench/results/peers.json
 (written by bench/peers.py; `python bench/peers.py --render` rewrites it)."""
 
+from common import cell
+
 VARIANTS = {
     "weights": "one-bit weights, real activations (the paper's net)",
     "binary": "fully binary (ste_sign on the inputs of the 12 block convs)",
@@ -24,10 +26,6 @@ NOTES = (
     "trained net has wider margins, not measured here). For a fully binary net use float "
     "or packed (0.998). (5) A training step of the same network took 0.96x larq's time "
     "(one-bit weights) and 0.85x (fully binary).")
-
-
-def _cell(value, fmt="{:.2f}"):
-    return "-" if value is None else fmt.format(value)
 
 
 def _ops(counts):
@@ -74,9 +72,9 @@ def files_table(result):
     for v in result["variants"]:
         for row in v["files"]:
             cells = [v["variant"], _library(row), row["format"], f"{row['bytes']:,}",
-                     f"{row['x_limit']:.3f}", _cell(row["argmax_agreement"], "{:.3f}")]
+                     f"{row['x_limit']:.3f}", cell(row["argmax_agreement"], "{:.3f}")]
             for t in threads:
-                cells += [_cell(row[f"ms_{t}t"]), _cell(row[f"vs_float_{t}t"])]
+                cells += [cell(row[f"ms_{t}t"]), cell(row[f"vs_float_{t}t"])]
             lines.append("| " + " | ".join(cells) + " |")
     return lines
 

@@ -50,3 +50,17 @@ def run_on_jax(script, out_dir, data_path, result_name):
     assert result.returncode == 0, result.stderr[-3000:]
     with np.load(pathlib.Path(out_dir) / result_name, allow_pickle=False) as d:
         return {k: d[k] for k in d.files}
+
+
+def load_bench_module(name):
+    """bench/<name>.py as a module (bench/ on sys.path, as the scripts put it,
+    for their `common`)."""
+    import importlib.util
+
+    bench = str(ROOT / "bench")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

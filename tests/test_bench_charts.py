@@ -2,25 +2,17 @@
 files in a temporary directory, the same bytes on a second run, and result
 files that are absent (peers.json) or hold nothing to plot skipped."""
 
-import importlib.util
 import json
-import pathlib
 
 import pytest
 
+from tests.conftest import load_bench_module
+
 pytest.importorskip("matplotlib")
-CHARTS_PY = pathlib.Path(__file__).resolve().parents[1] / "bench" / "charts.py"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def load_charts():
-    spec = importlib.util.spec_from_file_location("bench_charts", CHARTS_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-charts = load_charts()
+charts = load_bench_module("charts")
 
 
 def export_row(fmt, size, ratio, ms=None):

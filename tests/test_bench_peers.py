@@ -1,21 +1,10 @@
 """bench/peers_report.py (issue 14 §3): the Peers section of bench/README.md
 states the numbers of bench/results/peers.json, or the install error."""
 
-import importlib.util
-import pathlib
+from tests.conftest import load_bench_module
 
-REPORT_PY = pathlib.Path(__file__).resolve().parents[1] / "bench" / "peers_report.py"
 HEADING = "## Peers"
-
-
-def load_report():
-    spec = importlib.util.spec_from_file_location("bench_peers_report", REPORT_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-report = load_report()
+report = load_bench_module("peers_report")
 
 
 def result(**extra):
