@@ -16,7 +16,7 @@ from keras_onebit.training.distill import (
     teacher_probabilities,
     with_teacher,
 )
-from keras_onebit.training.loop import RunConfig, load_teacher, phases, train
+from keras_onebit.training.loop import RunConfig, curve_marks, load_teacher, phases, train
 
 
 def softmax(z):
@@ -96,6 +96,13 @@ def test_switch_epoch_must_be_a_warm_restart():
     config.distill_from_epoch = 10
     with pytest.raises(ConfigError, match="end of a warm-restart cycle"):
         config.check_distillation()
+
+
+def test_curves_mark_the_switch_to_distillation():
+    assert curve_marks(RunConfig(teacher="t.npy", epochs=30, distill_from_epoch=14)) == [
+        (14, "distillation from epoch 15")]
+    assert curve_marks(RunConfig(teacher="t.npy", epochs=30, distill_from_epoch=0)) == []
+    assert curve_marks(RunConfig(epochs=30, distill_from_epoch=14)) == []
 
 
 def test_run_switches_to_distillation_at_a_restart_also_when_resumed(tmp_path):

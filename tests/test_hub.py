@@ -422,3 +422,33 @@ def test_cards_give_standard_errors_and_the_gap_to_the_twin(env):
         assert card.rstrip().endswith(notes)  # the twin's card was rewritten, notes kept
     assert "`wrn_20_1-cifar10-float`" in (one_bit / "MODEL_CARD.md").read_text()
     assert hub.read_config(one_bit)["notes"] == "one-bit notes"
+
+
+def test_extra_files_go_into_the_entry_and_the_card_shows_the_curves(env):
+    log, curves = env.tmp / "log.csv", env.tmp / "curves.png"
+    log.write_text("epoch,loss\n0,2.0\n")
+    curves.write_bytes(b"\x89PNG fake")
+
+    def save(model_id, binary, extra):
+        return hub.save_entry(small(0, binary=binary), env.mirror, model_id, "wrn_20_1",
+                              {"classes": 10, "binary": binary}, "cifar10",
+                              training_command="python -m keras_onebit train", extra_files=extra)
+
+    one_bit = save("wrn_20_1-cifar10-1bit", True, [log, curves])
+    assert (one_bit / "log.csv").read_text() == log.read_text()
+    assert (one_bit / "curves.png").read_bytes() == curves.read_bytes()
+    assert "![training curves](curves.png)" in (one_bit / "MODEL_CARD.md").read_text()
+    float_ = save("wrn_20_1-cifar10-float", False, [log])  # rewrites the twin's card
+    assert "![training curves]" not in (float_ / "MODEL_CARD.md").read_text()
+    assert "![training curves](curves.png)" in (one_bit / "MODEL_CARD.md").read_text()
+
+
+@pytest.mark.parametrize("name", ["missing.csv", "config.json"])
+def test_bad_extra_file_fails_before_any_work(env, name):
+    path = env.tmp / name
+    if name == "config.json":
+        path.write_text("{}")
+    with pytest.raises(hub.HubError, match=name):
+        hub.save_entry(None, env.mirror, "wrn_20_1-cifar10-1bit", "wrn_20_1", {}, "cifar10",
+                       extra_files=[path])
+    assert not list(env.mirror.iterdir())

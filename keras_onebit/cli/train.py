@@ -9,7 +9,6 @@ checkpoint.keras every epoch, log.csv, curves.png, final.keras, metrics.json.
 
 import pathlib
 import shlex
-import shutil
 import sys
 
 from absl import flags
@@ -147,7 +146,7 @@ def main(argv):
                                               **config.factory_kwargs()},
                               dataset=config.dataset, metrics=metrics,
                               training_command=command, default=FLAGS.hub_default or None,
-                              notes=FLAGS.hub_notes)
-        for name in ("log.csv", "curves.png"):
-            shutil.copyfile(pathlib.Path(config.out_dir) / name, pathlib.Path(path) / name)
+                              notes=FLAGS.hub_notes,
+                              extra_files=[pathlib.Path(config.out_dir) / name
+                                           for name in ("log.csv", "curves.png")])
         print("hub entry:", path)

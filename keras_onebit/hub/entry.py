@@ -29,6 +29,7 @@ CONFIG_FIELDS = (
     ("notes", False, registry.is_str, "a string"),
 )
 PRECISIONS = ("-1bit", "-float")
+CURVES_NAME = "curves.png"
 
 
 def model_is_binary(model):
@@ -65,6 +66,7 @@ def save_entry(
     notes="",
     source=None,
     default=None,
+    extra_files=(),
 ):
     """Writes a complete hub entry `<out_dir>/<model_id>/` atomically.
 
@@ -82,6 +84,9 @@ def save_entry(
         licence: of the weights. notes: free text for the model card.
         source: optional dict (url, sha256, layout, ...) of imported weights.
         default: True flags the entry as the manifest default.
+        extra_files: paths of files to copy into the entry, under their own
+            names (e.g. the run's `log.csv` and `curves.png`; the model card
+            shows a `curves.png`). Copied before the entry is swapped in.
 
     When the entry lands in the project's `pretrained/`, `pretrained/index.json`
     is updated (an entry that already has an upstream `url` keeps it, so the
@@ -95,11 +100,13 @@ def save_entry(
             a `HubError`); checked before any path is built from it.
         FieldError: a config field of the wrong type (a `HubError`).
         HubError: the project's manifest cannot be read or updated.
+        HubError: an extra file is missing or named as one of the entry's own.
         ExportError: the model cannot be stored as a packed archive.
     """
     from keras_onebit.export import save_packed
 
     registry.check_id(model_id)  # before any path is built from it
+    extra_files = _check_extra_files(extra_files)
     root, folder = _entry_paths(out_dir, model_id)
     root.mkdir(parents=True, exist_ok=True)
     factory_kwargs = dict(factory_kwargs or {})
@@ -138,18 +145,38 @@ def save_entry(
         }
         registry.check_fields(config, CONFIG_FIELDS, f"hub entry {model_id!r}")
         registry.write_json_atomic(tmp / registry.CONFIG_NAME, config)
+        for path in extra_files:
+            shutil.copyfile(path, tmp / path.name)
         twin = _twin_config(root, model_id)
-        registry.write_text_atomic(tmp / registry.CARD_NAME, model_card(config, notes, twin))
+        registry.write_text_atomic(tmp / registry.CARD_NAME,
+                                   model_card(config, notes, twin, _has_curves(tmp)))
         _swap_in(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if twin is not None:  # its card compares with this entry now
-        registry.write_text_atomic(root / twin["id"] / registry.CARD_NAME,
-                                   model_card(twin, _notes_of(root / twin["id"], twin), config))
+        twin_folder = root / twin["id"]
+        registry.write_text_atomic(twin_folder / registry.CARD_NAME,
+                                   model_card(twin, _notes_of(twin_folder, twin), config,
+                                              _has_curves(twin_folder)))
     if _is_project_pretrained(root):
         _record_in_manifest(config, root, default)
     return folder
+
+
+def _check_extra_files(paths):
+    paths = [pathlib.Path(p) for p in paths]
+    reserved = {registry.WEIGHTS_NAME, registry.CONFIG_NAME, registry.CARD_NAME}
+    for path in paths:
+        if path.name in reserved:
+            raise HubError(f"Extra file {path} would replace the entry's own {path.name}.")
+        if not path.is_file():
+            raise HubError(f"Extra file {path} for the hub entry does not exist.")
+    return paths
+
+
+def _has_curves(folder):
+    return (folder / CURVES_NAME).is_file()
 
 
 def _swap_in(tmp, folder):
@@ -316,9 +343,10 @@ def _twin_lines(config, twin):
     return lines
 
 
-def model_card(config, notes="", twin=None):
+def model_card(config, notes="", twin=None, curves=False):
     """MODEL_CARD.md text for an entry config (and the config of its twin of
-    the other precision, if there is one: the card then gives the gap)."""
+    the other precision, if there is one: the card then gives the gap).
+    `curves`: the entry folder holds the training curves, `curves.png`."""
     kwargs = ", ".join(f"{k}={v!r}" for k, v in config["factory_kwargs"].items())
     metrics = dict(config.get("metrics") or {})
     commands = [metrics.pop(k) for k in ("command", "commands") if k in metrics]
@@ -355,6 +383,8 @@ def model_card(config, notes="", twin=None):
     lines += ["", "## Training", ""]
     if config.get("training_command"):
         lines += ["```sh", str(config["training_command"]), "```"]
+        if curves:
+            lines += ["", f"![training curves]({CURVES_NAME})"]
     else:
         lines.append("Not trained by this project (see Source).")
     source = config.get("source")

@@ -411,8 +411,17 @@ def train(config, resume=False):
     if distribute.is_chief():
         save_model_atomic(model, out / "final.keras")
         write_json(out / "metrics.json", metrics)
-        plot_curves(out / LOG, out / "curves.png", title=config.model_id)
+        plot_curves(out / LOG, out / "curves.png", title=config.model_id,
+                    marks=curve_marks(config))
     return model, metrics
+
+
+def curve_marks(config):
+    """Where the training curves change meaning: the switch to distillation."""
+    if config.teacher and 0 < config.distill_from_epoch < config.epochs:
+        switch = config.distill_from_epoch
+        return [(switch, f"distillation from epoch {switch + 1}")]
+    return []
 
 
 def set_threads(threads):

@@ -3,9 +3,11 @@
 import csv
 
 
-def plot_curves(log_path, png_path, title=""):
+def plot_curves(log_path, png_path, title="", marks=()):
     """Loss and accuracy (training and validation) per epoch, with the
-    learning rate on a second axis. Written atomically."""
+    learning rate on a second axis. `marks`: (epoch, label) pairs, each drawn
+    as a vertical line after that epoch (e.g. where the loss changes).
+    Written atomically."""
     import os
 
     from keras_onebit.errors import require
@@ -30,6 +32,11 @@ def plot_curves(log_path, png_path, title=""):
         ax_lr = ax_loss.twinx()
         ax_lr.plot(epochs, [float(r["lr"]) for r in rows], ":", color="grey", label="lr (end)")
         ax_lr.set_ylabel("learning rate at epoch end")
+    for epoch, label in marks:
+        for ax in (ax_loss, ax_acc):
+            ax.axvline(epoch + 0.5, color="black", linewidth=0.8)
+            ax.annotate(label, (epoch + 0.5, 0.02), xycoords=("data", "axes fraction"),
+                        rotation=90, ha="right", va="bottom", fontsize=8)
     ax_loss.set(xlabel="epoch", ylabel="loss", title=f"{title} loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title=f"{title} accuracy")
     ax_loss.legend(loc="upper right")
