@@ -163,3 +163,37 @@ def test_schedule_equals_keras_cosine_decay_restarts(steps_per_epoch):
         0.1, 2 * steps_per_epoch, t_mul=2.0, m_mul=1.0, alpha=1e-4)
     for step in range(0, 126 * steps_per_epoch, 997):
         assert abs(float(ours(step)) - float(theirs(step))) < 3e-8, step  # float32: a few ulps
+
+
+def test_train_command_writes_a_hub_entry_that_loads_as_the_final_model(tmp_path):
+    """`train --hub`: the entry holds the run's log and curves (shown in its
+    card) and its packed weights give the final model's outputs."""
+    import os
+    import subprocess
+    import sys
+
+    import keras_onebit as kob
+    from tests.conftest import ROOT
+
+    run, hub_root = tmp_path / "run", tmp_path / "hub"
+    hub_root.mkdir()
+    args = ["--model", "wrn_20_1", "--epochs", "1", "--first_cycle", "1", "--batch_size", "50",
+            "--train_limit", "100", "--threads", "1", "--verbose", "0", "--out", str(run),
+            "--hub", str(hub_root), "--hub_notes", "a test run"]
+    proc = subprocess.run([sys.executable, "-m", "keras_onebit", "train", *args], cwd=ROOT,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    entry = hub_root / "wrn_20_1-cifar10-1bit"
+    assert f"hub entry: {entry}" in proc.stdout
+    assert (entry / "log.csv").read_bytes() == (run / "log.csv").read_bytes()
+    assert (entry / "curves.png").read_bytes() == (run / "curves.png").read_bytes()
+    card = (entry / "MODEL_CARD.md").read_text()
+    assert "![training curves](curves.png)" in card and card.rstrip().endswith("a test run")
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    final = keras.models.load_model(run / "final.keras")
+    # hub.load refuses a folder named as a project id that holds other weights: read the archive
+    weights = entry / "weights.onebit"
+    assert kob.hub.read_config(entry)["weights_sha256"] == kob.hub.sha256_file(weights)
+    np.testing.assert_allclose(kob.export.load_packed(weights).predict(images, verbose=0),
+                               final.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
