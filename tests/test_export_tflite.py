@@ -11,7 +11,7 @@ import pytest
 
 import keras_onebit as kob
 from keras_onebit import export
-from keras_onebit.export import bitpack, micro, report, tflite
+from keras_onebit.export import bitpack, flatbuffer, micro, report, tflite
 from keras_onebit.export.fallback import calibrate_batchnorm
 from keras_onebit.layers import is_binary
 
@@ -57,7 +57,7 @@ def converted(model, data):
 
 def filters(model_bytes):
     """{tensor name: (type name, raw bytes)} of every CONV_2D filter."""
-    schema = bitpack._schema()
+    schema = flatbuffer.schema()
     fb = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
     names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in fb.operatorCodes]
@@ -88,7 +88,7 @@ def test_packed_matches_keras_in_litert(converted, reference, data, model):
 
 
 def parse(model_bytes):
-    schema = bitpack._schema()
+    schema = flatbuffer.schema()
     return schema, schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
 
 
@@ -105,11 +105,17 @@ def test_packed_formats_hold_uint8_sign_bits_and_builtin_ops_only(fmt, converted
     assert all(not c.customCode for c in fb.operatorCodes)  # no custom / Flex ops
     runtime_ops = {o["op_name"] for o in Interpreter(model_content=data)._get_ops_details()}
     assert not any(op.startswith(("Flex", "CUSTOM")) for op in runtime_ops)
-    assert {"CALL_ONCE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CONV_2D"} <= ops
-    # every CONV_2D filter is read from a variable: no constant kernel is left
+    assert {"CALL_ONCE", "READ_VARIABLE", "ASSIGN_VARIABLE"} <= ops
+    # every filter is read from a variable: no constant kernel is left. `packed`
+    # computes each conv as an im2col product (BATCH_MATMUL, which XNNPACK runs)
     main = fb.subgraphs[0]
-    convs = [op for op in main.operators if codes[op.opcodeIndex] == schema.BuiltinOperator.CONV_2D]
-    assert convs and all(main.tensors[op.inputs[1]].buffer == 0 for op in convs)
+    products = [op for op in main.operators if names[codes[op.opcodeIndex]] in (
+        "CONV_2D", "BATCH_MATMUL")]
+    assert products and all(main.tensors[op.inputs[1]].buffer == 0 for op in products)
+    counts = bitpack.operator_counts(data)  # WRN-8-1: every binary layer a conv, all packed
+    binary_convs = sum(1 for layer in model.layers if is_binary(layer))
+    assert counts.get("BATCH_MATMUL", 0) == (binary_convs if fmt == "packed" else 0)
+    assert counts.get("CONV_2D", 0) == (0 if fmt == "packed" else binary_convs)
     # the sign bits: UINT8 constants in the archive's byte layout (np.packbits of
     # the Keras kernel, C order, big-endian bits); a converter that folds a BN
     # with a negative gamma into the conv flips whole output channels
@@ -136,9 +142,11 @@ def test_packed_formats_run_in_tflite_micro(fmt, converted, reference, data):
     packed = converted(fmt)
     out = micro.run(packed, images, micro.minimum_arena(packed, images[0]))
     base = converted(bitpack.BASE[fmt])
-    # the packed model computes exactly what the model it was made from computes
-    assert np.array_equal(out, micro.run(base, images, micro.minimum_arena(base, images[0])))
-    if fmt == "packed":
+    base_out = micro.run(base, images, micro.minimum_arena(base, images[0]))
+    if fmt == "packed_int8":  # exactly what the model it was made from computes
+        assert np.array_equal(out, base_out)
+    else:  # the same products, summed in another order (im2col)
+        assert report.compare(base_out, out)["max_rel_diff"] <= 1e-6
         assert report.compare(reference[:3], out)["max_rel_diff"] <= 1e-5
 
 
@@ -301,5 +309,5 @@ def test_operator_counts_of_float_and_packed_files(converted, model):
     float_ops = bitpack.operator_counts(converted("float"))
     assert float_ops["CONV_2D"] == len(kernels) and "CALL_ONCE" not in float_ops
     packed_ops = bitpack.operator_counts(converted("packed"))
-    assert packed_ops["CONV_2D"] == len(kernels) and packed_ops["CALL_ONCE"] == 1
+    assert packed_ops["BATCH_MATMUL"] == len(kernels) and packed_ops["CALL_ONCE"] == 1
     assert packed_ops["ASSIGN_VARIABLE"] == sum(k.size >= bitpack.MIN_WEIGHTS for k in kernels)

@@ -18,11 +18,16 @@ model, +-127 in an int8 one; any such filter is stored exactly) becomes:
               float ones) -> RESHAPE (K, C_out) [-> SLICE when K * C_out is not
               a multiple of 8] -> TRANSPOSE (C_out, K) -> RESHAPE to the filter's
               shape [float: -> DEQUANTIZE -> MUL alpha] -> ASSIGN_VARIABLE
-    inference: VAR_HANDLE -> READ_VARIABLE -> the original operator
+    inference: VAR_HANDLE -> READ_VARIABLE -> the original operator; a float
+              CONV_2D instead becomes an im2col BATCH_MATMUL (`conv_matmul`;
+              the variable then holds the (K, C_out) matrix, scaled, with no
+              TRANSPOSE), because LiteRT's XNNPACK delegate runs a product
+              with a run-time matrix but no CONV_2D with a run-time filter
 
-The operator, its quantization (per-channel int8 scales stay on the filter
-tensor) and everything else in the graph are unchanged, so the packed model
-computes exactly what the model it came from computes. All operators are
+Otherwise the operator, its quantization (per-channel int8 scales stay on the
+filter tensor) and everything else in the graph are unchanged: `packed_int8`
+computes exactly what `int8` computes, `packed` what `float` computes up to the
+order of the float sums. All operators are
 builtin and run on stock LiteRT and in TFLite Micro (whose CAST takes no
 uint8, hence DEQUANTIZE first). Output bytes depend only on the input bytes.
 """
@@ -30,19 +35,12 @@ uint8, hence DEQUANTIZE first). Output bytes depend only on the input bytes.
 import flatbuffers
 import numpy as np
 
+from keras_onebit.export import conv_matmul, flatbuffer
 from keras_onebit.export.errors import ExportError
 
 BASE = {"packed": "float", "packed_int8": "int8"}  # format -> the conversion it packs
 FILTER_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 MIN_WEIGHTS = 64  # smaller filters stay constants (the unpack would cost more bytes)
-
-
-def _schema():
-    try:
-        from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
-    except ImportError:
-        from tensorflow.lite.python import schema_py_generated as schema
-    return schema
 
 
 def sign_table(magnitude):
@@ -69,86 +67,16 @@ def binary_alpha(array, depthwise=False):
     return alpha
 
 
-class _Editor:
-    """Adds tensors, buffers and operators to a flatbuffer object model."""
-
-    def __init__(self, model, schema):
-        self.model, self.s = model, schema
-        self.codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
-
-    def opcode(self, name, version=1):
-        op = getattr(self.s.BuiltinOperator, name)
-        for i, code in enumerate(self.model.operatorCodes):
-            if self.codes[i] == op and code.version >= version:
-                return i
-        code = self.s.OperatorCodeT()
-        code.builtinCode, code.deprecatedBuiltinCode, code.version = op, min(op, 127), version
-        self.model.operatorCodes.append(code)
-        self.codes.append(op)
-        return len(self.codes) - 1
-
-    def tensor(self, subgraph, shape, dtype, data=None, quantization=None):
-        tensor = self.s.TensorT()
-        tensor.shape = np.asarray(shape, np.int32)
-        tensor.type = dtype
-        tensor.name = b""
-        tensor.quantization = quantization
-        if data is not None:
-            buffer = self.s.BufferT()
-            buffer.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), np.uint8)
-            self.model.buffers.append(buffer)
-            tensor.buffer = len(self.model.buffers) - 1
-        subgraph.tensors.append(tensor)
-        return len(subgraph.tensors) - 1
-
-    def op(self, name, inputs, outputs, options=None, version=1):
-        op = self.s.OperatorT()
-        op.opcodeIndex = self.opcode(name, version)
-        op.inputs = np.asarray(inputs, np.int32)
-        op.outputs = np.asarray(outputs, np.int32)
-        if options is not None:
-            op.builtinOptionsType = getattr(self.s.BuiltinOptions, type(options).__name__[:-1])
-            op.builtinOptions = options
-        return op
-
-
-def _options(schema, name, **fields):
-    value = getattr(schema, name + "OptionsT")()
-    for key, v in fields.items():
-        setattr(value, key, v)
-    return value
-
-
-class _Unpacker:
+class _Unpacker(flatbuffer.GraphBuilder):
     """Builds the start-up operators of one sub-graph: UINT8 sign bits -> a
     kernel value -> ASSIGN_VARIABLE. Constants (the sign table, shapes, the
     permutation) are shared by every kernel of the sub-graph."""
 
     def __init__(self, editor, subgraph):
-        self.ed, self.sg = editor, subgraph
-        self.s = editor.s
-        self.shared = {}
+        super().__init__(editor, subgraph)
         self.byte_q = self.s.QuantizationParametersT()
         self.byte_q.scale = np.asarray([1.0], np.float32)
         self.byte_q.zeroPoint = np.asarray([0], np.int64)
-
-    def const(self, array, dtype):
-        array = np.ascontiguousarray(array)
-        key = (array.dtype.str, array.shape, array.tobytes(), dtype)
-        if key not in self.shared:
-            self.shared[key] = self.ed.tensor(self.sg, array.shape, dtype, array)
-        return self.shared[key]
-
-    def add(self, name, inputs, shape, dtype, options=None, version=1):
-        first = self.sg.tensors[inputs[0]]  # int8 -> int8 keeps the quantization
-        same = first.type == dtype == self.s.TensorType.INT8
-        out = self.ed.tensor(self.sg, shape, dtype, quantization=first.quantization if same
-                             else None)
-        self.sg.operators.append(self.ed.op(name, inputs, [out], options, version))
-        return out
-
-    def shape_of(self, tensor):
-        return [int(d) for d in self.sg.tensors[tensor].shape]
 
     def matrix(self, bits, shape, magnitude):
         """The (K, C_out) int8 matrix of +-magnitude from `bits` (np.packbits
@@ -164,30 +92,23 @@ class _Unpacker:
         b = self.ed.tensor(self.sg, bits.shape, T.UINT8, bits, self.byte_q)
         f = self.add("DEQUANTIZE", [b], bits.shape, T.FLOAT32)
         i = self.add("CAST", [f], bits.shape, T.INT32,
-                     _options(s, "Cast", inDataType=T.FLOAT32, outDataType=T.INT32))
+                     flatbuffer.options(s, "Cast", inDataType=T.FLOAT32, outDataType=T.INT32))
         g = self.add("GATHER", [table, i], (bits.size, 8), dtype,
-                     _options(s, "Gather", axis=0, batchDims=0), version)
+                     flatbuffer.options(s, "Gather", axis=0, batchDims=0), version)
         count = int(np.prod(shape))
         if bits.size * 8 != count:
             g = self.reshape(g, [bits.size * 8])
             g = self.add("SLICE", [g, self.const(np.zeros(1, np.int32), T.INT32),
                                    self.const(np.asarray([count], np.int32), T.INT32)],
-                         (count,), dtype, _options(s, "Slice"), version)
+                         (count,), dtype, flatbuffer.options(s, "Slice"), version)
         return self.reshape(g, list(shape))
-
-    def reshape(self, value, shape):
-        if self.shape_of(value) == list(shape):
-            return value
-        dims = self.const(np.asarray(shape, np.int32), self.s.TensorType.INT32)
-        return self.add("RESHAPE", [value, dims], shape, self.sg.tensors[value].type,
-                        _options(self.s, "Reshape", newShape=list(shape)))
 
     def transpose(self, value):
         rows, cols = self.shape_of(value)
         dtype = self.sg.tensors[value].type
         perm = self.const(np.asarray([1, 0], np.int32), self.s.TensorType.INT32)
         return self.add("TRANSPOSE", [value, perm], (cols, rows), dtype,
-                        _options(self.s, "Transpose"),
+                        flatbuffer.options(self.s, "Transpose"),
                         2 if dtype == self.s.TensorType.INT8 else 1)
 
     def scale(self, value, alpha, axis):
@@ -203,14 +124,14 @@ class _Unpacker:
             dims[axis] = alpha.size
             a = self.const(alpha.reshape(dims), self.s.TensorType.FLOAT32)
         return self.add("MUL", [value, a], shape, self.s.TensorType.FLOAT32,
-                        _options(self.s, "Mul"))
+                        flatbuffer.options(self.s, "Mul"))
 
     def assign(self, name, value):
         handle = self.ed.tensor(self.sg, (), self.s.TensorType.RESOURCE)
-        self.sg.operators.append(self.ed.op("VAR_HANDLE", [], [handle], _options(
+        self.sg.operators.append(self.ed.op("VAR_HANDLE", [], [handle], flatbuffer.options(
             self.s, "VarHandle", container=b"", sharedName=name)))
         self.sg.operators.append(self.ed.op("ASSIGN_VARIABLE", [handle, value], [],
-                                            _options(self.s, "AssignVariable")))
+                                            flatbuffer.options(self.s, "AssignVariable")))
 
 
 def _per_tensor_if_uniform(tensor):
@@ -274,10 +195,12 @@ def _binary_filters(model, schema, min_weights):
     return found, consumers
 
 
-def pack_filters(model_bytes, min_weights=MIN_WEIGHTS):
+def pack_filters(model_bytes, min_weights=MIN_WEIGHTS, conv_as_matmul=True):
     """The model with its binary filters as UINT8 sign bits (see the module
-    docstring). Returns (bytes, number of filters packed)."""
-    schema = _schema()
+    docstring). `conv_as_matmul`: a float CONV_2D of a packed filter becomes an
+    im2col BATCH_MATMUL (`conv_matmul`: LiteRT's XNNPACK delegate runs it, not
+    a CONV_2D with a variable filter). Returns (bytes, number of filters packed)."""
+    schema = flatbuffer.schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
     if len(model.subgraphs) != 1:
         raise ExportError("Packing sign bits: expected a model with one sub-graph, found "
@@ -288,58 +211,80 @@ def pack_filters(model_bytes, min_weights=MIN_WEIGHTS):
                           "DEPTHWISE_CONV_2D or FULLY_CONNECTED filter of at least "
                           f"{min_weights} weights with one magnitude per channel).")
     main = model.subgraphs[0]
-    ed = _Editor(model, schema)
-    T = schema.TensorType
+    ed = flatbuffer.Editor(model, schema)
     init = schema.SubGraphT()
     init.tensors, init.operators, init.inputs, init.outputs = [], [], [], []
     init.name = b"onebit_unpack"
     model.subgraphs.append(init)
-    init_index = len(model.subgraphs) - 1
-
-    unpack = _Unpacker(ed, init)
-    conv_code = schema.BuiltinOperator.CONV_2D
+    unpack, main_graph = _Unpacker(ed, init), flatbuffer.GraphBuilder(ed, main, [])
     reads = {}  # consumer operator index -> [VAR_HANDLE, READ_VARIABLE] to insert before it
+    replaced = {}  # conv operator index -> the operators that compute it as a product
     for n, (t, (alpha, depthwise, array)) in enumerate(sorted(found.items())):
         filt = main.tensors[t]
-        is_int8 = filt.type == T.INT8
-        matrix = array.reshape(-1, array.shape[-1]) if depthwise else filter_matrix(array)
+        users = consumers[t]
+        as_matmul = conv_as_matmul and not depthwise and all(
+            conv_matmul.can_lower(schema, main, main.operators[u],
+                                  ed.codes[main.operators[u].opcodeIndex]) for u in users)
         name = f"onebit_var_{n}".encode()
-        value = unpack.matrix(np.packbits(matrix.reshape(-1) > 0, bitorder="big"), matrix.shape,
-                              127 if is_int8 else 1)
-        if not depthwise:  # TFLite filters are (C_out, ...): the transposed matrix
-            value = unpack.transpose(value)
-        value = unpack.reshape(value, [int(d) for d in filt.shape])
-        if not is_int8:
-            value = unpack.scale(value, alpha, -1 if depthwise else 0)
-        unpack.assign(name, value)
-        if is_int8:
-            _per_tensor_if_uniform(filt)
-            for u in consumers[t]:
-                inputs = main.operators[u].inputs
-                if len(inputs) > 2 and inputs[2] >= 0:
-                    bias = main.tensors[int(inputs[2])]
-                    if ed.codes[main.operators[u].opcodeIndex] == conv_code:
-                        bias.quantization = None  # see _drop_bias_quantization
-                    else:
-                        _per_tensor_if_uniform(bias)
+        unpack.assign(name, _unpacked(unpack, filt, alpha, depthwise, array, as_matmul))
+        if filt.type == schema.TensorType.INT8:
+            _int8_quantization(ed, main, filt, users)
         # inference: the filter becomes the variable's value
         model.buffers[filt.buffer].data = None
         filt.buffer = 0
-        main_handle = ed.tensor(main, (), T.RESOURCE)
-        reads.setdefault(min(consumers[t]), []).extend([
-            ed.op("VAR_HANDLE", [], [main_handle], _options(schema, "VarHandle", container=b"",
-                                                           sharedName=name)),
-            ed.op("READ_VARIABLE", [main_handle], [t], _options(schema, "ReadVariable"))])
-    operators = [ed.op("CALL_ONCE", [], [], _options(schema, "CallOnce",
-                                                      initSubgraphIndex=init_index))]
+        if as_matmul:
+            _, kh, kw, _ = (int(d) for d in filt.shape)
+            filt.shape, filt.shapeSignature = np.asarray(filter_matrix(array).shape, np.int32), None
+            for u in users:
+                main_graph.ops = replaced[u] = []
+                conv_matmul.lower(main_graph, main.operators[u], t, kh, kw)
+        reads.setdefault(min(users), []).extend(_read_variable(ed, main, name, t))
+    operators = [ed.op("CALL_ONCE", [], [], flatbuffer.options(
+        schema, "CallOnce", initSubgraphIndex=len(model.subgraphs) - 1))]
     for index, op in enumerate(main.operators):
-        operators += reads.get(index, []) + [op]
+        operators += reads.get(index, []) + replaced.get(index, [op])
     main.operators = operators
     _drop_empty_buffers(model)
     strip_names(model)
     builder = flatbuffers.Builder(len(model_bytes) // 4 + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output()), len(found)
+
+
+def _unpacked(unpack, filt, alpha, depthwise, array, as_matmul):
+    """The start-up operators that rebuild one filter from its sign bits: the
+    filter tensor's own layout, or the (K, C_out) matrix of an im2col product."""
+    is_int8 = filt.type == unpack.s.TensorType.INT8
+    matrix = array.reshape(-1, array.shape[-1]) if depthwise else filter_matrix(array)
+    value = unpack.matrix(np.packbits(matrix.reshape(-1) > 0, bitorder="big"), matrix.shape,
+                          127 if is_int8 else 1)
+    if as_matmul:
+        return unpack.scale(value, alpha, -1)
+    if not depthwise:  # TFLite filters are (C_out, ...): the transposed matrix
+        value = unpack.transpose(value)
+    value = unpack.reshape(value, [int(d) for d in filt.shape])
+    return value if is_int8 else unpack.scale(value, alpha, -1 if depthwise else 0)
+
+
+def _int8_quantization(ed, main, filt, users):
+    """Per-tensor scales where a per-layer alpha made all channels equal."""
+    _per_tensor_if_uniform(filt)
+    for u in users:
+        inputs = main.operators[u].inputs
+        if len(inputs) > 2 and inputs[2] >= 0:
+            bias = main.tensors[int(inputs[2])]
+            if ed.codes[main.operators[u].opcodeIndex] == ed.s.BuiltinOperator.CONV_2D:
+                bias.quantization = None  # see _drop_bias_quantization
+            else:
+                _per_tensor_if_uniform(bias)
+
+
+def _read_variable(ed, main, name, tensor):
+    """VAR_HANDLE + READ_VARIABLE into `tensor`."""
+    handle = ed.tensor(main, (), ed.s.TensorType.RESOURCE)
+    return [ed.op("VAR_HANDLE", [], [handle], flatbuffer.options(ed.s, "VarHandle", container=b"",
+                                                                 sharedName=name)),
+            ed.op("READ_VARIABLE", [handle], [tensor], flatbuffer.options(ed.s, "ReadVariable"))]
 
 
 def _drop_empty_buffers(model):
@@ -378,7 +323,7 @@ def operator_counts(model_bytes):
         {operator name: count}, builtin operators by their schema name
         (e.g. "CONV_2D"), custom ones by their custom code (e.g. "LceBconv2d").
     """
-    schema = _schema()
+    schema = flatbuffer.schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
     builtin = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     names = [c.customCode.decode() if c.customCode else

@@ -1,0 +1,107 @@
+"""A float CONV_2D whose filter is not a constant, as an im2col product that
+LiteRT's XNNPACK delegate runs (it takes only constant CONV_2D filters, but a
+BATCH_MATMUL with a run-time right-hand side):
+
+    x [-PAD-] -STRIDED_SLICE per column tap (kw)-> -CONCATENATION (channels)->
+      -STRIDED_SLICE per row tap (kh)-> -CONCATENATION-> (N, OH, OW, K) -RESHAPE (-1, K)->
+      -BATCH_MATMUL(filter matrix (K, C_out))-> -RESHAPE (-1, OH, OW, C_out)->
+      [-ADD bias-] with the conv's fused activation
+
+K = kh * kw * C_in in the Keras kernel's (HWIO) order, so the filter matrix is
+the Keras kernel reshaped to (K, C_out). Taking the column taps first, then the
+row taps, needs kh + kw views instead of kh * kw (fewer operators: each costs
+about 100 bytes of graph). A 1x1 conv with stride 1 needs no views. The
+arithmetic is the conv's, summed in another order (float rounding).
+"""
+
+import numpy as np
+
+from keras_onebit.export import flatbuffer
+
+ACTIVATION_OPS = {1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}  # fused activation -> operator
+
+
+def can_lower(s, subgraph, op, code):
+    """True for a float32 CONV_2D with a known input shape and a fused
+    activation that an ADD or an activation operator can carry."""
+    if code != s.BuiltinOperator.CONV_2D or len(op.outputs) != 1:
+        return False
+    x = subgraph.tensors[int(op.inputs[0])]
+    o = op.builtinOptions
+    return (x.type == s.TensorType.FLOAT32 and len(x.shape) == 4 and all(d > 0 for d in x.shape)
+            and o.fusedActivationFunction in (0, *ACTIVATION_OPS))
+
+
+def _same_padding(size, out, stride, extent):
+    total = max((out - 1) * stride + extent - size, 0)
+    return total // 2, total - total // 2
+
+
+def _taps(g, x, axis, count, stride, dilation, out):
+    """Along `axis` (1: rows, 2: columns): the `count` strided views of a filter
+    tap each, concatenated on the channels (one view needs no concatenation)."""
+    s = g.s
+    shape = g.shape_of(x)
+    if count == 1 and stride == 1:
+        return x
+    strides = [1, 1, 1, 1]
+    strides[axis] = stride
+    views = []
+    for tap in range(count):
+        begin, end = [0, 0, 0, 0], [0, 0, 0, 0]
+        begin[axis], end[axis] = tap * dilation, tap * dilation + (out - 1) * stride + 1
+        mask = 0b1111 & ~(1 << axis)  # every other axis whole
+        view_shape = list(shape)
+        view_shape[axis] = out
+        views.append(g.add("STRIDED_SLICE", [x, g.int32(begin), g.int32(end), g.int32(strides)],
+                           view_shape, s.TensorType.FLOAT32,
+                           flatbuffer.options(s, "StridedSlice", beginMask=mask, endMask=mask)))
+    if count == 1:
+        return views[0]
+    view_shape[3] = shape[3] * count
+    return g.add("CONCATENATION", views, view_shape, s.TensorType.FLOAT32,
+                 flatbuffer.options(s, "Concatenation", axis=3, fusedActivationFunction=0))
+
+
+def _im2col(g, op, kh, kw):
+    """x as columns (N, OH, OW, kh * kw * C_in) for CONV_2D `op`, in the kernel's
+    (row, column, channel) order: the column taps first, then the row taps."""
+    s, o = g.s, op.builtinOptions
+    x = int(op.inputs[0])
+    n, h, w, c = g.shape_of(x)
+    _, oh, ow, _ = g.shape_of(int(op.outputs[0]))
+    dh, dw = o.dilationHFactor or 1, o.dilationWFactor or 1
+    if o.padding == s.Padding.SAME:
+        top, bottom = _same_padding(h, oh, o.strideH, (kh - 1) * dh + 1)
+        left, right = _same_padding(w, ow, o.strideW, (kw - 1) * dw + 1)
+        if top or bottom or left or right:
+            paddings = np.asarray([[0, 0], [top, bottom], [left, right], [0, 0]], np.int32)
+            x = g.add("PAD", [x, g.const(paddings, s.TensorType.INT32)],
+                      (n, h + top + bottom, w + left + right, c), s.TensorType.FLOAT32,
+                      flatbuffer.options(s, "Pad"))
+    x = _taps(g, x, 2, kw, o.strideW, dw, ow)
+    return _taps(g, x, 1, kh, o.strideH, dh, oh)
+
+
+def lower(g, op, matrix, kh, kw):
+    """Appends to `g` the operators that compute CONV_2D `op` with the filter
+    `matrix`, a (kh * kw * C_in, C_out) float32 tensor; they write the conv's
+    own output tensor. The product is one (N * OH * OW, K) x (K, C_out) matrix
+    product (measured faster in XNNPACK than the (N, OH, OW, K) columns as
+    batches of rows)."""
+    s, T = g.s, g.s.TensorType
+    out = int(op.outputs[0])
+    shape = g.shape_of(out)
+    bias = int(op.inputs[2]) if len(op.inputs) > 2 else -1
+    activation = op.builtinOptions.fusedActivationFunction
+    columns = g.reshape(_im2col(g, op, kh, kw), [-1, g.shape_of(matrix)[0]])
+    product = g.add("BATCH_MATMUL", [columns, matrix], (g.shape_of(columns)[0], shape[3]),
+                    T.FLOAT32, flatbuffer.options(s, "BatchMatMul", adjX=False, adjY=False,
+                                                  asymmetricQuantizeInputs=False))
+    last = bias < 0 and not activation
+    y = g.reshape(product, [-1, *shape[1:]], out=out if last else None)
+    if bias >= 0:
+        g.add("ADD", [y, bias], shape, T.FLOAT32,
+              flatbuffer.options(s, "Add", fusedActivationFunction=activation), out=out)
+    elif activation:
+        g.add(ACTIVATION_OPS[activation], [y], shape, T.FLOAT32, out=out)
