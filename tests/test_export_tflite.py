@@ -11,7 +11,7 @@ import pytest
 
 import keras_onebit as kob
 from keras_onebit import export
-from keras_onebit.export import bitpack, flatbuffer, micro, report, tflite
+from keras_onebit.export import bitpack, conv_matmul, flatbuffer, micro, report, tflite
 from keras_onebit.export.fallback import calibrate_batchnorm
 from keras_onebit.layers import is_binary
 
@@ -87,6 +87,16 @@ def test_packed_matches_keras_in_litert(converted, reference, data, model):
     assert len(packed) < export.limit_bytes(model) + 30_000
 
 
+def big_convs(model_bytes):
+    """CONV_2D operators of at least conv_matmul.MIN_MACS multiply-adds per image."""
+    schema, fb = parse(model_bytes)
+    main = fb.subgraphs[0]
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in fb.operatorCodes]
+    return sum(1 for op in main.operators if codes[op.opcodeIndex] == schema.BuiltinOperator.CONV_2D
+               and np.prod(main.tensors[op.outputs[0]].shape[1:])
+               * np.prod(main.tensors[op.inputs[1]].shape[1:]) >= conv_matmul.MIN_MACS)
+
+
 def parse(model_bytes):
     schema = flatbuffer.schema()
     return schema, schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
@@ -114,8 +124,9 @@ def test_packed_formats_hold_uint8_sign_bits_and_builtin_ops_only(fmt, converted
     assert products and all(main.tensors[op.inputs[1]].buffer == 0 for op in products)
     counts = bitpack.operator_counts(data)  # WRN-8-1: every binary layer a conv, all packed
     binary_convs = sum(1 for layer in model.layers if is_binary(layer))
-    assert counts.get("BATCH_MATMUL", 0) == (binary_convs if fmt == "packed" else 0)
-    assert counts.get("CONV_2D", 0) == (0 if fmt == "packed" else binary_convs)
+    lowered = big_convs(converted("float")) if fmt == "packed" else 0
+    assert counts.get("BATCH_MATMUL", 0) == lowered
+    assert counts.get("CONV_2D", 0) == binary_convs - lowered
     # the sign bits: UINT8 constants in the archive's byte layout (np.packbits of
     # the Keras kernel, C order, big-endian bits); a converter that folds a BN
     # with a negative gamma into the conv flips whole output channels
@@ -309,5 +320,38 @@ def test_operator_counts_of_float_and_packed_files(converted, model):
     float_ops = bitpack.operator_counts(converted("float"))
     assert float_ops["CONV_2D"] == len(kernels) and "CALL_ONCE" not in float_ops
     packed_ops = bitpack.operator_counts(converted("packed"))
-    assert packed_ops["BATCH_MATMUL"] == len(kernels) and packed_ops["CALL_ONCE"] == 1
+    lowered = big_convs(converted("float"))
+    assert packed_ops.get("BATCH_MATMUL", 0) == lowered and packed_ops["CALL_ONCE"] == 1
+    assert packed_ops["CONV_2D"] == len(kernels) - lowered
     assert packed_ops["ASSIGN_VARIABLE"] == sum(k.size >= bitpack.MIN_WEIGHTS for k in kernels)
+
+
+@pytest.mark.parametrize("conv", [
+    dict(kernel_size=3, padding="same", use_bias=True, activation="relu"),
+    dict(kernel_size=3, strides=2, padding="same"),
+    dict(kernel_size=(5, 3), padding="valid", dilation_rate=2, use_bias=True),
+    dict(kernel_size=1, use_bias=True, activation="relu6"),
+    dict(kernel_size=1, strides=2, padding="same"),
+    dict(kernel_size=(2, 3), strides=(2, 1), padding="same", use_bias=True),
+])
+def test_conv_as_im2col_product_computes_the_conv(conv, tmp_path):
+    """packed's float convs as BATCH_MATMUL (lowered whatever their size here):
+    LiteRT and TFLite Micro give the float file's outputs up to float rounding."""
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((9, 10, 12))  # a 1x1 filter of 96 >= MIN_WEIGHTS weights
+    layer = kob.BinaryConv2D(8, **conv)
+    model = keras.Model(inputs, layer(inputs))
+    if layer.use_bias:
+        layer.bias.assign(np.linspace(-1, 1, 8).astype("float32"))
+    base = tflite.convert(model, "float")
+    packed, count = bitpack.pack_filters(base, min_macs=0)
+    assert count == 1 and bitpack.operator_counts(packed).get("CONV_2D", 0) == 0
+    assert bitpack.operator_counts(packed)["BATCH_MATMUL"] == 1
+    images = np.random.default_rng(1).standard_normal((3, 9, 10, 12)).astype("float32")
+    want = model.predict(images, verbose=0)
+    for out in (report.litert_outputs(packed, images),
+                micro.run(packed, images, micro.minimum_arena(packed, images[0]))):
+        assert out.shape == want.shape
+        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+    # the default size rule keeps this small conv a CONV_2D reading its variable
+    assert bitpack.operator_counts(bitpack.pack_filters(base)[0])["CONV_2D"] == 1

@@ -74,33 +74,35 @@ class _Unpacker(flatbuffer.GraphBuilder):
 
     def __init__(self, editor, subgraph):
         super().__init__(editor, subgraph)
-        self.byte_q = self.s.QuantizationParametersT()
-        self.byte_q.scale = np.asarray([1.0], np.float32)
-        self.byte_q.zeroPoint = np.asarray([0], np.int64)
+        self.byte_q = self.per_tensor(1.0)
+
+    def per_tensor(self, scale):
+        q = self.s.QuantizationParametersT()
+        q.scale = np.asarray([scale], np.float32)
+        q.zeroPoint = np.asarray([0], np.int64)
+        return q
 
     def matrix(self, bits, shape, magnitude):
         """The (K, C_out) int8 matrix of +-magnitude from `bits` (np.packbits
         order, big-endian bits): DEQUANTIZE, CAST, GATHER, RESHAPE [, SLICE].
-        With magnitude 1 the int8 values carry scale 1 (see `scale`)."""
-        T, s = self.s.TensorType, self.s
+        The int8 tensors carry no quantization (see `scale`)."""
+        T = self.s.TensorType
         dtype, version = T.INT8, 2
         key = ("table", magnitude)
         if key not in self.shared:
-            self.shared[key] = self.ed.tensor(self.sg, (256, 8), T.INT8, sign_table(magnitude),
-                                              None if magnitude != 1 else self.byte_q)
+            self.shared[key] = self.ed.tensor(self.sg, (256, 8), T.INT8, sign_table(magnitude))
         table = self.shared[key]
         b = self.ed.tensor(self.sg, bits.shape, T.UINT8, bits, self.byte_q)
         f = self.add("DEQUANTIZE", [b], bits.shape, T.FLOAT32)
-        i = self.add("CAST", [f], bits.shape, T.INT32,
-                     flatbuffer.options(s, "Cast", inDataType=T.FLOAT32, outDataType=T.INT32))
-        g = self.add("GATHER", [table, i], (bits.size, 8), dtype,
-                     flatbuffer.options(s, "Gather", axis=0, batchDims=0), version)
+        # CAST and GATHER (axis 0) as their defaults: no options tables
+        i = self.add("CAST", [f], bits.shape, T.INT32)
+        g = self.add("GATHER", [table, i], (bits.size, 8), dtype, None, version)
         count = int(np.prod(shape))
         if bits.size * 8 != count:
             g = self.reshape(g, [bits.size * 8])
             g = self.add("SLICE", [g, self.const(np.zeros(1, np.int32), T.INT32),
                                    self.const(np.asarray([count], np.int32), T.INT32)],
-                         (count,), dtype, flatbuffer.options(s, "Slice"), version)
+                         (count,), dtype, None, version)
         return self.reshape(g, list(shape))
 
     def transpose(self, value):
@@ -112,26 +114,27 @@ class _Unpacker(flatbuffer.GraphBuilder):
                         2 if dtype == self.s.TensorType.INT8 else 1)
 
     def scale(self, value, alpha, axis):
-        """float32 value * alpha (DEQUANTIZE of the +-1 int8 values, MUL): one
-        alpha when every channel has the same, else one per channel along `axis`."""
+        """float32 of the +-1 int8 `value` times alpha. One alpha for every
+        channel: DEQUANTIZE with scale alpha (exactly +-alpha, no MUL); else
+        DEQUANTIZE (scale 1) and MUL by one alpha per channel along `axis`."""
         alpha = np.asarray(alpha, np.float32)
         shape = self.shape_of(value)
-        value = self.add("DEQUANTIZE", [value], shape, self.s.TensorType.FLOAT32)
-        if np.all(alpha == alpha[0]):
-            a = self.const(alpha[:1].reshape(()), self.s.TensorType.FLOAT32)
-        else:
-            dims = [1] * len(shape)
-            dims[axis] = alpha.size
-            a = self.const(alpha.reshape(dims), self.s.TensorType.FLOAT32)
-        return self.add("MUL", [value, a], shape, self.s.TensorType.FLOAT32,
-                        flatbuffer.options(self.s, "Mul"))
+        T = self.s.TensorType
+        uniform = bool(np.all(alpha == alpha[0]))
+        self.sg.tensors[value].quantization = self.per_tensor(alpha[0] if uniform else 1.0)
+        value = self.add("DEQUANTIZE", [value], shape, T.FLOAT32)
+        if uniform:
+            return value
+        dims = [1] * len(shape)
+        dims[axis] = alpha.size
+        return self.add("MUL", [value, self.const(alpha.reshape(dims), T.FLOAT32)], shape,
+                        T.FLOAT32, flatbuffer.options(self.s, "Mul"))
 
     def assign(self, name, value):
         handle = self.ed.tensor(self.sg, (), self.s.TensorType.RESOURCE)
         self.sg.operators.append(self.ed.op("VAR_HANDLE", [], [handle], flatbuffer.options(
             self.s, "VarHandle", container=b"", sharedName=name)))
-        self.sg.operators.append(self.ed.op("ASSIGN_VARIABLE", [handle, value], [],
-                                            flatbuffer.options(self.s, "AssignVariable")))
+        self.sg.operators.append(self.ed.op("ASSIGN_VARIABLE", [handle, value], []))
 
 
 def _per_tensor_if_uniform(tensor):
@@ -148,14 +151,15 @@ def _per_tensor_if_uniform(tensor):
 
 
 def strip_names(model):
-    """Blanks the names of inner tensors (the converter's carry long layer paths)
-    and drops empty quantization tables; graph inputs and outputs keep theirs."""
+    """Drops the names of inner tensors (the converter's carry long layer paths;
+    an absent name reads as "" in LiteRT and TFLite Micro, 12 bytes less than an
+    empty one) and empty quantization tables; graph inputs and outputs keep theirs."""
     for n, subgraph in enumerate(model.subgraphs):
         io = {int(i) for part in (subgraph.inputs, subgraph.outputs) if part is not None
               for i in part} if n == 0 else set()
         for index, tensor in enumerate(subgraph.tensors or []):
             if index not in io:
-                tensor.name = b""
+                tensor.name = None
             q = tensor.quantization
             if q is not None and (q.scale is None or len(q.scale) == 0):
                 tensor.quantization = None
@@ -195,11 +199,13 @@ def _binary_filters(model, schema, min_weights):
     return found, consumers
 
 
-def pack_filters(model_bytes, min_weights=MIN_WEIGHTS, conv_as_matmul=True):
+def pack_filters(model_bytes, min_weights=MIN_WEIGHTS, conv_as_matmul=True,
+                 min_macs=conv_matmul.MIN_MACS):
     """The model with its binary filters as UINT8 sign bits (see the module
-    docstring). `conv_as_matmul`: a float CONV_2D of a packed filter becomes an
-    im2col BATCH_MATMUL (`conv_matmul`: LiteRT's XNNPACK delegate runs it, not
-    a CONV_2D with a variable filter). Returns (bytes, number of filters packed)."""
+    docstring). `conv_as_matmul`: a float CONV_2D of a packed filter with at
+    least `min_macs` multiply-adds per image becomes an im2col BATCH_MATMUL
+    (`conv_matmul`: LiteRT's XNNPACK delegate runs it, not a CONV_2D with a
+    variable filter). Returns (bytes, number of filters packed)."""
     schema = flatbuffer.schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
     if len(model.subgraphs) != 1:
@@ -224,7 +230,8 @@ def pack_filters(model_bytes, min_weights=MIN_WEIGHTS, conv_as_matmul=True):
         users = consumers[t]
         as_matmul = conv_as_matmul and not depthwise and all(
             conv_matmul.can_lower(schema, main, main.operators[u],
-                                  ed.codes[main.operators[u].opcodeIndex]) for u in users)
+                                  ed.codes[main.operators[u].opcodeIndex], min_macs)
+            for u in users)
         name = f"onebit_var_{n}".encode()
         unpack.assign(name, _unpacked(unpack, filt, alpha, depthwise, array, as_matmul))
         if filt.type == schema.TensorType.INT8:
@@ -284,7 +291,7 @@ def _read_variable(ed, main, name, tensor):
     handle = ed.tensor(main, (), ed.s.TensorType.RESOURCE)
     return [ed.op("VAR_HANDLE", [], [handle], flatbuffer.options(ed.s, "VarHandle", container=b"",
                                                                  sharedName=name)),
-            ed.op("READ_VARIABLE", [handle], [tensor], flatbuffer.options(ed.s, "ReadVariable"))]
+            ed.op("READ_VARIABLE", [handle], [tensor])]
 
 
 def _drop_empty_buffers(model):

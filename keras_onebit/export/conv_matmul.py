@@ -21,15 +21,24 @@ from keras_onebit.export import flatbuffer
 ACTIVATION_OPS = {1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}  # fused activation -> operator
 
 
-def can_lower(s, subgraph, op, code):
-    """True for a float32 CONV_2D with a known input shape and a fused
-    activation that an ADD or an activation operator can carry."""
+MIN_MACS = 1 << 22  # smaller convs stay CONV_2D: ~1 kB of graph would buy little time
+
+
+def can_lower(s, subgraph, op, code, min_macs=MIN_MACS):
+    """True for a float32 CONV_2D with a known input shape, a fused activation
+    that an ADD or an activation operator can carry, and at least `min_macs`
+    multiply-adds per image (a narrow stem on 3 channels, a small classifier:
+    no; they take a fraction of the time, and their graph would cost bytes)."""
     if code != s.BuiltinOperator.CONV_2D or len(op.outputs) != 1:
         return False
     x = subgraph.tensors[int(op.inputs[0])]
-    o = op.builtinOptions
-    return (x.type == s.TensorType.FLOAT32 and len(x.shape) == 4 and all(d > 0 for d in x.shape)
-            and o.fusedActivationFunction in (0, *ACTIVATION_OPS))
+    y = subgraph.tensors[int(op.outputs[0])]
+    filt = subgraph.tensors[int(op.inputs[1])]
+    if (x.type != s.TensorType.FLOAT32 or len(x.shape) != 4 or any(d <= 0 for d in x.shape)
+            or op.builtinOptions.fusedActivationFunction not in (0, *ACTIVATION_OPS)):
+        return False
+    macs = int(np.prod(y.shape[1:])) * int(np.prod(filt.shape[1:]))
+    return macs >= min_macs
 
 
 def _same_padding(size, out, stride, extent):
@@ -46,13 +55,21 @@ def _taps(g, x, axis, count, stride, dilation, out):
         return x
     strides = [1, 1, 1, 1]
     strides[axis] = stride
+    view_shape = list(shape)
+    view_shape[axis] = out
     views = []
     for tap in range(count):
-        begin, end = [0, 0, 0, 0], [0, 0, 0, 0]
-        begin[axis], end[axis] = tap * dilation, tap * dilation + (out - 1) * stride + 1
+        begin = [0, 0, 0, 0]
+        begin[axis] = tap * dilation
+        if stride == 1:  # SLICE: no options table, about 20 bytes less
+            size = [-1, -1, -1, -1]
+            size[axis] = out
+            views.append(g.add("SLICE", [x, g.int32(begin), g.int32(size)], view_shape,
+                               s.TensorType.FLOAT32))
+            continue
+        end = [0, 0, 0, 0]
+        end[axis] = tap * dilation + (out - 1) * stride + 1
         mask = 0b1111 & ~(1 << axis)  # every other axis whole
-        view_shape = list(shape)
-        view_shape[axis] = out
         views.append(g.add("STRIDED_SLICE", [x, g.int32(begin), g.int32(end), g.int32(strides)],
                            view_shape, s.TensorType.FLOAT32,
                            flatbuffer.options(s, "StridedSlice", beginMask=mask, endMask=mask)))
@@ -77,8 +94,7 @@ def _im2col(g, op, kh, kw):
         if top or bottom or left or right:
             paddings = np.asarray([[0, 0], [top, bottom], [left, right], [0, 0]], np.int32)
             x = g.add("PAD", [x, g.const(paddings, s.TensorType.INT32)],
-                      (n, h + top + bottom, w + left + right, c), s.TensorType.FLOAT32,
-                      flatbuffer.options(s, "Pad"))
+                      (n, h + top + bottom, w + left + right, c), s.TensorType.FLOAT32)
     x = _taps(g, x, 2, kw, o.strideW, dw, ow)
     return _taps(g, x, 1, kh, o.strideH, dh, oh)
 
@@ -100,8 +116,8 @@ def lower(g, op, matrix, kh, kw):
                                                   asymmetricQuantizeInputs=False))
     last = bias < 0 and not activation
     y = g.reshape(product, [-1, *shape[1:]], out=out if last else None)
-    if bias >= 0:
-        g.add("ADD", [y, bias], shape, T.FLOAT32,
-              flatbuffer.options(s, "Add", fusedActivationFunction=activation), out=out)
+    if bias >= 0:  # no options table without an activation (none is read as none)
+        g.add("ADD", [y, bias], shape, T.FLOAT32, activation and flatbuffer.options(
+            s, "Add", fusedActivationFunction=activation) or None, out=out)
     elif activation:
         g.add(ACTIVATION_OPS[activation], [y], shape, T.FLOAT32, out=out)

@@ -43,7 +43,7 @@ class Editor:
         tensor = self.s.TensorT()
         tensor.shape = np.asarray(shape, np.int32)
         tensor.type = dtype
-        tensor.name = b""
+        tensor.name = None  # no name: reads as ""
         tensor.quantization = quantization
         if data is not None:
             buffer = self.s.BufferT()
@@ -84,12 +84,10 @@ class GraphBuilder:
         return self.const(np.asarray(values, np.int32), self.s.TensorType.INT32)
 
     def add(self, name, inputs, shape, dtype, options=None, version=1, out=None):
-        """Appends operator `name`; returns its output tensor (a new one, or `out`)."""
+        """Appends operator `name`; returns its output tensor (a new one without
+        quantization, or `out`)."""
         if out is None:
-            first = self.sg.tensors[inputs[0]]  # int8 -> int8 keeps the quantization
-            same = first.type == dtype == self.s.TensorType.INT8
-            out = self.ed.tensor(self.sg, shape, dtype,
-                                 quantization=first.quantization if same else None)
+            out = self.ed.tensor(self.sg, shape, dtype)
         self.ops.append(self.ed.op(name, inputs, [out], options, version))
         return out
 
@@ -105,6 +103,6 @@ class GraphBuilder:
                                            -np.prod([d for d in static]))
         if out is None and self.shape_of(value) == static:
             return value
+        # the shape operand alone (no options table: LiteRT and TFLite Micro read the operand)
         return self.add("RESHAPE", [value, self.int32(shape)], static,
-                        self.sg.tensors[value].type,
-                        options(self.s, "Reshape", newShape=list(shape)), out=out)
+                        self.sg.tensors[value].type, out=out)
