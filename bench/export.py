@@ -163,8 +163,11 @@ NOTES = (
     "argmax agreement packed_int8 0.992 (int8 0.994, packed 1.000, max abs diff 6e-7), "
     "packed_int8 bit-identical to int8 in TFLite Micro, TFLite Micro arena of packed_int8 "
     "1,424,384 bytes (int8: 154,624; the variables hold the 1,071,200 int8 kernel bytes). "
-    "Its packed files are 1.28-1.29x that model's one-bit limit: about 40 kB of graph does "
-    "not shrink with the model (WRN-20-2's limit is 145 kB). The `micro` format's TFLite "
+    "Its packed files are 1.32x (packed) and 1.23x (packed_int8) that model's one-bit limit: "
+    "the graph (about 34 kB for packed_int8, 47 kB for packed with its im2col convs) does not "
+    "shrink with the model (WRN-20-2's limit is 145 kB); there packed took 2.49x and "
+    "packed_int8 1.10x float's LiteRT time (default threads: WRN-20-2's narrow convs make "
+    "im2col copies a larger share). The `micro` format's TFLite "
     "Micro arena for that model is 207,872 bytes (minimum; 224,256 declared), int8's "
     "154,624 + 53,248: within the issue-12 bound of int8's arena + the largest decoded filter "
     "(the 3x3x128x128 int8 conv, 147,456 bytes); the arena grows by less than that one filter.")
