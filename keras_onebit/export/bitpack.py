@@ -120,7 +120,7 @@ class _Unpacker(flatbuffer.GraphBuilder):
         alpha = np.asarray(alpha, np.float32)
         shape = self.shape_of(value)
         T = self.s.TensorType
-        uniform = bool(np.all(alpha == alpha[0]))
+        uniform = bool(np.all(alpha == alpha[0])) and alpha[0] > 0  # a scale must be > 0
         self.sg.tensors[value].quantization = self.per_tensor(alpha[0] if uniform else 1.0)
         value = self.add("DEQUANTIZE", [value], shape, T.FLOAT32)
         if uniform:

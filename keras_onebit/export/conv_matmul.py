@@ -19,8 +19,6 @@ import numpy as np
 from keras_onebit.export import flatbuffer
 
 ACTIVATION_OPS = {1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}  # fused activation -> operator
-
-
 MIN_MACS = 1 << 22  # smaller convs stay CONV_2D: ~1 kB of graph would buy little time
 
 
@@ -117,7 +115,9 @@ def lower(g, op, matrix, kh, kw):
     last = bias < 0 and not activation
     y = g.reshape(product, [-1, *shape[1:]], out=out if last else None)
     if bias >= 0:  # no options table without an activation (none is read as none)
-        g.add("ADD", [y, bias], shape, T.FLOAT32, activation and flatbuffer.options(
-            s, "Add", fusedActivationFunction=activation) or None, out=out)
+        add_options = None
+        if activation:
+            add_options = flatbuffer.options(s, "Add", fusedActivationFunction=activation)
+        g.add("ADD", [y, bias], shape, T.FLOAT32, add_options, out=out)
     elif activation:
         g.add(ACTIVATION_OPS[activation], [y], shape, T.FLOAT32, out=out)
