@@ -8,7 +8,8 @@ VARIANTS = {
     "binary": "fully binary (ste_sign on the inputs of the 12 block convs)",
 }
 
-# What the 2026-12-02 run showed beyond its table (rewrite after a new run).
+# What the 2026-12-02 run showed beyond its table (rewrite after a new run; this is the
+# second run of the day, after packed's convs became im2col products).
 NOTES = (
     "What the run shows. (1) Our weights copied into larq give the same network: logits within "
     "6e-7 of their scale for one-bit weights. In the fully binary net a few pre-sign values "
@@ -16,16 +17,18 @@ NOTES = (
     "moves the logits by up to 9% of their scale and changed no argmax on these 500 images. "
     "(2) LCE packs a convolution only when its input is binary too: for the paper's net "
     "(real activations) its file is a float file, 30.7x the one-bit limit, where our packed "
-    "formats are 1.09x. For the fully binary net LCE's file (LceBconv2d) is 1.104x the limit, "
-    "ours 1.096x (packed) and 1.102x (packed_int8). (3) On this x86-64 machine LCE's binary "
-    "convolutions ran 2.7x (1 thread) and 2.4x (2 threads) the time of our float file on "
-    "LiteRT with XNNPACK; LCE's published benchmarks are on Arm (a Pixel 1 phone, a "
+    "formats are 1.08-1.10x. For the fully binary net LCE's file (LceBconv2d) is 1.104x the "
+    "limit, ours 1.105x (packed, its convs as im2col products) and 1.087x (packed_int8). "
+    "(3) On this x86-64 machine LCE's binary convolutions ran 2.9x (1 thread) and 2.6x "
+    "(2 threads) the time of our float file on LiteRT with XNNPACK, our packed file of the "
+    "same net 1.5x and 2.0x; LCE's published benchmarks are on Arm (a Pixel 1 phone, a "
     "Raspberry Pi), which this machine is not: on a phone the order may differ (not measured "
     "here). (4) Our int8 formats quantize the activations before the sign, so values near 0 "
     "flip: argmax agreement with Keras 0.476 on these seeded models (near-tied logits; a "
     "trained net has wider margins, not measured here). For a fully binary net use float "
-    "or packed (0.998). (5) A training step of the same network took 0.96x larq's time "
-    "(one-bit weights) and 0.85x (fully binary).")
+    "or packed (0.998). (5) A training step of the same network took 0.89x larq's time "
+    "(one-bit weights) and 0.96x (fully binary); the previous run the same day measured 0.96x "
+    "and 0.85x: steps of about one second vary by 10% between runs here.")
 
 
 def _ops(counts):
