@@ -25,7 +25,8 @@ NOTES = {
     "float": "+-alpha float32 kernels, XNNPACK",
     "int8": "full-integer PTQ; binary kernels exactly +-127 per channel",
     "int4": "fake_quant int4 kernels (+-7 per channel), int8 activations",
-    "packed": "float model, filters as UINT8 sign bits + alpha, unpacked once into variables",
+    "packed": "float model, filters as UINT8 sign bits + alpha, unpacked once into variables; "
+              "convs as im2col products (XNNPACK)",
     "packed_int8": "int8 model, filters as UINT8 sign bits, unpacked once into int8 variables",
     "micro": "int8 + TFLM 1-bit LUT compression; TFLite Micro only",
 }
