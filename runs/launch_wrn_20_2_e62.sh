@@ -6,7 +6,7 @@
 # Resumable: every epoch writes runs/wrn_20_2-cifar10-1bit-e62/checkpoint.keras + state.json;
 # run this script again to continue (--resume starts from the last finished epoch). $1 = --float
 # trains the float twin the same way into runs/wrn_20_2-cifar10-float-e62/. THREADS=2 (environment)
-# gives a run both cores once the other run is done (the result does not depend on it).
+# gives a run both cores once the other run is done (only float rounding may differ).
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=2
 TEACHER=runs/wrn_20_2-cifar10-e62-teacher.npy
