@@ -17,7 +17,8 @@ model, +-127 in an int8 one; any such filter is stored exactly) becomes:
               eight signs of each byte value, times 127 for int8 models, 1 for
               float ones) -> RESHAPE (K, C_out) [-> SLICE when K * C_out is not
               a multiple of 8] -> TRANSPOSE (C_out, K) -> RESHAPE to the filter's
-              shape [float: -> DEQUANTIZE -> MUL alpha] -> ASSIGN_VARIABLE
+              shape [float: -> DEQUANTIZE with scale alpha, or scale 1 and a
+              MUL by one alpha per channel] -> ASSIGN_VARIABLE
     inference: VAR_HANDLE -> READ_VARIABLE -> the original operator; a float
               CONV_2D instead becomes an im2col BATCH_MATMUL (`conv_matmul`;
               the variable then holds the (K, C_out) matrix, scaled, with no
@@ -166,7 +167,7 @@ def strip_names(model):
 
 
 def _binary_filters(model, schema, min_weights):
-    """{tensor index: (alpha, depthwise)} of the constant binary filters of the main
+    """{tensor index: (alpha, depthwise, array)} of the constant binary filters of the main
     sub-graph, and the consumers of each {tensor index: [operator index]}."""
     main = model.subgraphs[0]
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
