@@ -126,6 +126,7 @@ def main(argv):
         writable_folder(FLAGS.hub, "--hub")
     import keras
 
+    from keras_onebit.training import loop
     from keras_onebit.training.loop import set_threads, train
 
     set_threads(FLAGS.threads)
@@ -148,5 +149,5 @@ def main(argv):
                               training_command=command, default=FLAGS.hub_default or None,
                               notes=FLAGS.hub_notes,
                               extra_files=[pathlib.Path(config.out_dir) / name
-                                           for name in ("log.csv", "curves.png")])
+                                           for name in (loop.LOG, loop.CURVES)])
         print("hub entry:", path)

@@ -99,8 +99,7 @@ class GraphBuilder:
         batch may change at run time; the tensor gets `static` dims)."""
         static = list(shape)
         if -1 in static:
-            static[static.index(-1)] = int(np.prod(self.shape_of(value)) //
-                                           -np.prod([d for d in static]))
+            static[static.index(-1)] = int(np.prod(self.shape_of(value)) // -np.prod(static))
         if out is None and self.shape_of(value) == static:
             return value
         # the shape operand alone (no options table: LiteRT and TFLite Micro read the operand)

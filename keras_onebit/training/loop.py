@@ -40,7 +40,7 @@ from keras_onebit.training.schedules import (
     restart_epochs,
 )
 
-CHECKPOINT, STATE, LOG = "checkpoint.keras", "state.json", "log.csv"
+CHECKPOINT, STATE, LOG, CURVES = "checkpoint.keras", "state.json", "log.csv", "curves.png"
 
 
 @dataclasses.dataclass
@@ -411,7 +411,7 @@ def train(config, resume=False):
     if distribute.is_chief():
         save_model_atomic(model, out / "final.keras")
         write_json(out / "metrics.json", metrics)
-        plot_curves(out / LOG, out / "curves.png", title=config.model_id,
+        plot_curves(out / LOG, out / CURVES, title=config.model_id,
                     marks=curve_marks(config))
     return model, metrics
 
