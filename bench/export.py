@@ -147,7 +147,7 @@ NOTES = (
     "filter stored as UINT8 sign bits, expanded once at the first invoke into resource "
     "variables (docs/FORMAT.md); they compute what float and int8 compute. LiteRT's XNNPACK "
     "delegate takes no conv with a run-time filter: packed computes each conv as an im2col "
-    "BATCH_MATMUL, which XNNPACK runs (the product as fast as XNNPACK's conv, plus the "
+    "BATCH_MATMUL, which XNNPACK runs (the product plus the "
     "im2col copies); packed_int8's convs run on LiteRT's builtin kernels (ruy) and the rest "
     "of its graph on XNNPACK. `int8, builtin kernels` is the stock int8 "
     "file run without XNNPACK (`OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES`): the "
