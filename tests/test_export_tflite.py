@@ -334,24 +334,45 @@ def test_operator_counts_of_float_and_packed_files(converted, model):
     dict(kernel_size=1, strides=2, padding="same"),
     dict(kernel_size=(2, 3), strides=(2, 1), padding="same", use_bias=True),
 ])
-def test_conv_as_im2col_product_computes_the_conv(conv, tmp_path):
+def test_conv_as_im2col_product_computes_the_conv(conv):
     """packed's float convs as BATCH_MATMUL (lowered whatever their size here):
     LiteRT and TFLite Micro give the float file's outputs up to float rounding."""
-    keras.utils.set_random_seed(5)
-    inputs = keras.Input((9, 10, 12))  # a 1x1 filter of 96 >= MIN_WEIGHTS weights
-    layer = kob.BinaryConv2D(8, **conv)
-    model = keras.Model(inputs, layer(inputs))
-    if layer.use_bias:
-        layer.bias.assign(np.linspace(-1, 1, 8).astype("float32"))
-    base = tflite.convert(model, "float")
-    packed, count = bitpack.pack_filters(base, min_macs=0)
-    assert count == 1 and bitpack.operator_counts(packed).get("CONV_2D", 0) == 0
-    assert bitpack.operator_counts(packed)["BATCH_MATMUL"] == 1
-    images = np.random.default_rng(1).standard_normal((3, 9, 10, 12)).astype("float32")
-    want = model.predict(images, verbose=0)
-    for out in (report.litert_outputs(packed, images),
-                micro.run(packed, images, micro.minimum_arena(packed, images[0]))):
-        assert out.shape == want.shape
-        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+    base = _check_conv_as_product(conv, (9, 10, 12), 8)
     # the default size rule keeps this small conv a CONV_2D reading its variable
     assert bitpack.operator_counts(bitpack.pack_filters(base)[0])["CONV_2D"] == 1
+
+
+@pytest.mark.parametrize("conv", [
+    dict(kernel_size=3, padding="same", use_bias=True, activation="relu"),
+    dict(kernel_size=3, strides=2, padding="same", scale="mean_abs"),  # alpha per channel
+    dict(kernel_size=1, use_bias=True),
+])
+def test_conv_as_product_with_the_filter_first(conv):
+    """No more output pixels than channels: the (C_out, K) filter matrix is the
+    left operand (adj_y) and a TRANSPOSE restores (pixels, channels)."""
+    counts = bitpack.operator_counts(_check_conv_as_product(conv, (3, 4, 12), 16, packed=True))
+    assert counts["TRANSPOSE"] == 2
+
+
+def _check_conv_as_product(conv, shape, filters, packed=False):
+    """Returns the float file (or the packed one)."""
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input(shape)  # a 1x1 filter of 96 >= MIN_WEIGHTS weights
+    layer = kob.BinaryConv2D(filters, **conv)
+    model = keras.Model(inputs, layer(inputs))
+    if layer.use_bias:
+        layer.bias.assign(np.linspace(-1, 1, filters).astype("float32"))
+    base = tflite.convert(model, "float")
+    packed_bytes, count = bitpack.pack_filters(base, min_macs=0)
+    counts = bitpack.operator_counts(packed_bytes)
+    assert count == 1 and counts.get("CONV_2D", 0) == 0 and counts["BATCH_MATMUL"] == 1
+    # filter first: the start-up graph transposes the filter matrix, the main graph the product
+    filter_first = np.prod(model.output.shape[1:3]) <= filters
+    assert counts.get("TRANSPOSE", 0) == (2 if filter_first else 0)
+    images = np.random.default_rng(1).standard_normal((3, *shape)).astype("float32")
+    want = model.predict(images, verbose=0)
+    for out in (report.litert_outputs(packed_bytes, images),
+                micro.run(packed_bytes, images, micro.minimum_arena(packed_bytes, images[0]))):
+        assert out.shape == want.shape
+        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+    return packed_bytes if packed else base

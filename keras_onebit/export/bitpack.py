@@ -21,8 +21,9 @@ model, +-127 in an int8 one; any such filter is stored exactly) becomes:
               MUL by one alpha per channel] -> ASSIGN_VARIABLE
     inference: VAR_HANDLE -> READ_VARIABLE -> the original operator; a float
               CONV_2D instead becomes an im2col BATCH_MATMUL (`conv_matmul`;
-              the variable then holds the (K, C_out) matrix, scaled, with no
-              TRANSPOSE), because LiteRT's XNNPACK delegate runs a product
+              the variable then holds the scaled filter matrix, (K, C_out)
+              with no TRANSPOSE, or (C_out, K) where the filter is the left
+              operand), because LiteRT's XNNPACK delegate runs a product
               with a run-time matrix but no CONV_2D with a run-time filter
 
 Otherwise the operator, its quantization (per-channel int8 scales stay on the
@@ -110,8 +111,7 @@ class _Unpacker(flatbuffer.GraphBuilder):
         rows, cols = self.shape_of(value)
         dtype = self.sg.tensors[value].type
         perm = self.const(np.asarray([1, 0], np.int32), self.s.TensorType.INT32)
-        return self.add("TRANSPOSE", [value, perm], (cols, rows), dtype,
-                        flatbuffer.options(self.s, "Transpose"),
+        return self.add("TRANSPOSE", [value, perm], (cols, rows), dtype, None,
                         2 if dtype == self.s.TensorType.INT8 else 1)
 
     def scale(self, value, alpha, axis):
@@ -134,7 +134,7 @@ class _Unpacker(flatbuffer.GraphBuilder):
     def assign(self, name, value):
         handle = self.ed.tensor(self.sg, (), self.s.TensorType.RESOURCE)
         self.sg.operators.append(self.ed.op("VAR_HANDLE", [], [handle], flatbuffer.options(
-            self.s, "VarHandle", container=b"", sharedName=name)))
+            self.s, "VarHandle", sharedName=name)))
         self.sg.operators.append(self.ed.op("ASSIGN_VARIABLE", [handle, value], []))
 
 
@@ -229,23 +229,24 @@ def pack_filters(model_bytes, min_weights=MIN_WEIGHTS, conv_as_matmul=True,
     for n, (t, (alpha, depthwise, array)) in enumerate(sorted(found.items())):
         filt = main.tensors[t]
         users = consumers[t]
-        as_matmul = conv_as_matmul and not depthwise and all(
-            conv_matmul.can_lower(schema, main, main.operators[u],
-                                  ed.codes[main.operators[u].opcodeIndex], min_macs)
-            for u in users)
+        first = None
+        if conv_as_matmul and not depthwise:
+            first = _matmul_layout(main_graph, users, min_macs)
         name = f"onebit_var_{n}".encode()
-        unpack.assign(name, _unpacked(unpack, filt, alpha, depthwise, array, as_matmul))
+        unpack.assign(name, _unpacked(unpack, filt, alpha, depthwise, array, first))
         if filt.type == schema.TensorType.INT8:
             _int8_quantization(ed, main, filt, users)
         # inference: the filter becomes the variable's value
         model.buffers[filt.buffer].data = None
         filt.buffer = 0
-        if as_matmul:
+        if first is not None:
             _, kh, kw, _ = (int(d) for d in filt.shape)
-            filt.shape, filt.shapeSignature = np.asarray(filter_matrix(array).shape, np.int32), None
+            matrix_shape = filter_matrix(array).shape
+            filt.shape = np.asarray(matrix_shape[::-1] if first else matrix_shape, np.int32)
+            filt.shapeSignature = None
             for u in users:
                 main_graph.ops = replaced[u] = []
-                conv_matmul.lower(main_graph, main.operators[u], t, kh, kw)
+                conv_matmul.lower(main_graph, main.operators[u], t, kh, kw, first)
         reads.setdefault(min(users), []).extend(_read_variable(ed, main, name, t))
     operators = [ed.op("CALL_ONCE", [], [], flatbuffer.options(
         schema, "CallOnce", initSubgraphIndex=len(model.subgraphs) - 1))]
@@ -259,15 +260,29 @@ def pack_filters(model_bytes, min_weights=MIN_WEIGHTS, conv_as_matmul=True,
     return bytes(builder.Output()), len(found)
 
 
-def _unpacked(unpack, filt, alpha, depthwise, array, as_matmul):
+def _matmul_layout(g, users, min_macs):
+    """None: the filter's users stay as they are; else every user is a CONV_2D
+    to compute as an im2col product, and this says whether its filter matrix
+    is the left operand (`conv_matmul.filter_first`; all users agree)."""
+    ops = [g.sg.operators[u] for u in users]
+    if not all(conv_matmul.can_lower(g.s, g.sg, op, g.ed.codes[op.opcodeIndex], min_macs)
+               for op in ops):
+        return None
+    first = {conv_matmul.filter_first(g, op) for op in ops}
+    return first.pop() if len(first) == 1 else None
+
+
+def _unpacked(unpack, filt, alpha, depthwise, array, first):
     """The start-up operators that rebuild one filter from its sign bits: the
-    filter tensor's own layout, or the (K, C_out) matrix of an im2col product."""
+    filter tensor's own layout, or (`first` not None) the filter matrix of an
+    im2col product, (K, C_out) or, when `first`, (C_out, K)."""
     is_int8 = filt.type == unpack.s.TensorType.INT8
     matrix = array.reshape(-1, array.shape[-1]) if depthwise else filter_matrix(array)
     value = unpack.matrix(np.packbits(matrix.reshape(-1) > 0, bitorder="big"), matrix.shape,
                           127 if is_int8 else 1)
-    if as_matmul:
-        return unpack.scale(value, alpha, -1)
+    if first is not None:
+        value = unpack.transpose(value) if first else value
+        return unpack.scale(value, alpha, 0 if first else -1)
     if not depthwise:  # TFLite filters are (C_out, ...): the transposed matrix
         value = unpack.transpose(value)
     value = unpack.reshape(value, [int(d) for d in filt.shape])
@@ -290,7 +305,7 @@ def _int8_quantization(ed, main, filt, users):
 def _read_variable(ed, main, name, tensor):
     """VAR_HANDLE + READ_VARIABLE into `tensor`."""
     handle = ed.tensor(main, (), ed.s.TensorType.RESOURCE)
-    return [ed.op("VAR_HANDLE", [], [handle], flatbuffer.options(ed.s, "VarHandle", container=b"",
+    return [ed.op("VAR_HANDLE", [], [handle], flatbuffer.options(ed.s, "VarHandle", container=None,
                                                                  sharedName=name)),
             ed.op("READ_VARIABLE", [handle], [tensor])]
 

@@ -8,7 +8,14 @@ BATCH_MATMUL with a run-time right-hand side):
       [-ADD bias-] with the conv's fused activation
 
 K = kh * kw * C_in in the Keras kernel's (HWIO) order, so the filter matrix is
-the Keras kernel reshaped to (K, C_out). Taking the column taps first, then the
+the Keras kernel reshaped to (K, C_out). XNNPACK packs a product's right-hand
+side at every invoke; where the filter matrix is the larger operand (C_out >=
+OH * OW: deep, narrow layers) the filter goes first instead, as (C_out, K):
+
+      BATCH_MATMUL(filter (C_out, K), columns, adj_y) -> (C_out, N * OH * OW)
+      -TRANSPOSE-> (N * OH * OW, C_out) -RESHAPE-> ...
+
+so the columns, not the filter, are packed. Taking the column taps first, then the
 row taps, needs kh + kw views instead of kh * kw (fewer operators: each costs
 about 100 bytes of graph). A 1x1 conv with stride 1 needs no views. The
 arithmetic is the conv's, summed in another order (float rounding).
@@ -37,6 +44,14 @@ def can_lower(s, subgraph, op, code, min_macs=MIN_MACS):
         return False
     macs = int(np.prod(y.shape[1:])) * int(np.prod(filt.shape[1:]))
     return macs >= min_macs
+
+
+def filter_first(g, op):
+    """True when CONV_2D `op`'s product takes the filter as its left operand,
+    (C_out, K) (see the module docstring): per image no more output pixels
+    than output channels."""
+    _, oh, ow, c_out = g.shape_of(int(op.outputs[0]))
+    return oh * ow <= c_out
 
 
 def _same_padding(size, out, stride, extent):
@@ -97,21 +112,33 @@ def _im2col(g, op, kh, kw):
     return _taps(g, x, 1, kh, o.strideH, dh, oh)
 
 
-def lower(g, op, matrix, kh, kw):
+def _product(g, columns, matrix, first):
+    """columns (M, K) times the filter: `matrix` (K, C_out), or (C_out, K) as
+    the left operand when `first`; (M, C_out) either way."""
+    s, T = g.s, g.s.TensorType
+    rows, c_out = g.shape_of(columns)[0], g.shape_of(matrix)[0 if first else 1]
+    if not first:  # the default options: no options table
+        return g.add("BATCH_MATMUL", [columns, matrix], (rows, c_out), T.FLOAT32)
+    options = flatbuffer.options(s, "BatchMatMul", adjX=False, adjY=True,
+                                 asymmetricQuantizeInputs=False)
+    product = g.add("BATCH_MATMUL", [matrix, columns], (c_out, rows), T.FLOAT32, options)
+    return g.add("TRANSPOSE", [product, g.int32([1, 0])], (rows, c_out), T.FLOAT32)
+
+
+def lower(g, op, matrix, kh, kw, first=False):
     """Appends to `g` the operators that compute CONV_2D `op` with the filter
-    `matrix`, a (kh * kw * C_in, C_out) float32 tensor; they write the conv's
-    own output tensor. The product is one (N * OH * OW, K) x (K, C_out) matrix
-    product (measured faster in XNNPACK than the (N, OH, OW, K) columns as
-    batches of rows)."""
+    `matrix`, a float32 tensor (kh * kw * C_in, C_out), or (C_out, kh * kw *
+    C_in) when `first` (see `filter_first`); they write the conv's own output
+    tensor. The product is one matrix product over all N * OH * OW pixels
+    (measured faster in XNNPACK than the (N, OH, OW, K) columns as batches of
+    rows)."""
     s, T = g.s, g.s.TensorType
     out = int(op.outputs[0])
     shape = g.shape_of(out)
     bias = int(op.inputs[2]) if len(op.inputs) > 2 else -1
     activation = op.builtinOptions.fusedActivationFunction
-    columns = g.reshape(_im2col(g, op, kh, kw), [-1, g.shape_of(matrix)[0]])
-    product = g.add("BATCH_MATMUL", [columns, matrix], (g.shape_of(columns)[0], shape[3]),
-                    T.FLOAT32, flatbuffer.options(s, "BatchMatMul", adjX=False, adjY=False,
-                                                  asymmetricQuantizeInputs=False))
+    columns = g.reshape(_im2col(g, op, kh, kw), [-1, g.shape_of(matrix)[1 if first else 0]])
+    product = _product(g, columns, matrix, first)
     last = bias < 0 and not activation
     y = g.reshape(product, [-1, *shape[1:]], out=out if last else None)
     if bias >= 0:  # no options table without an activation (none is read as none)
