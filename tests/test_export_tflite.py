@@ -315,6 +315,23 @@ def test_unknown_input_quantizer_is_named(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_packed_files_claim_no_minimum_runtime(converted):
+    """The converter's min_runtime_version fits the float / int8 graph, not the
+    call-once and variable operators packing adds: packed files drop it, and
+    keep the rest of the metadata."""
+    s = flatbuffer.schema()
+
+    def metadata(fmt):
+        model = s.ModelT.InitFromPackedBuf(bytearray(converted(fmt)), 0)
+        return {m.name: bytes(model.buffers[m.buffer].data) for m in model.metadata or []}
+
+    for fmt, base in bitpack.BASE.items():
+        kept = metadata(base)
+        assert b"min_runtime_version" in kept
+        del kept[b"min_runtime_version"]
+        assert metadata(fmt) == kept
+
+
 def test_operator_counts_of_float_and_packed_files(converted, model):
     kernels = [layer.sign_bits() for layer in model.layers if is_binary(layer)]
     float_ops = bitpack.operator_counts(converted("float"))

@@ -253,6 +253,9 @@ def pack_filters(model_bytes, min_weights=MIN_WEIGHTS, conv_as_matmul=True,
     for index, op in enumerate(main.operators):
         operators += reads.get(index, []) + replaced.get(index, [op])
     main.operators = operators
+    # the converter's minimum runtime (e.g. 1.6.0) fits the source graph, not the call-once
+    # and variable operators added here: no claim rather than a wrong one
+    model.metadata = [m for m in model.metadata or [] if m.name != b"min_runtime_version"]
     _drop_empty_buffers(model)
     strip_names(model)
     builder = flatbuffers.Builder(len(model_bytes) // 4 + 1024)
