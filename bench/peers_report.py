@@ -8,27 +8,51 @@ VARIANTS = {
     "binary": "fully binary (ste_sign on the inputs of the 12 block convs)",
 }
 
-# What the 2026-12-02 run showed beyond its table (rewrite after a new run; this is the
-# second run of the day, after packed's convs became im2col products).
-NOTES = (
-    "What the run shows. (1) Our weights copied into larq give the same network: logits within "
-    "6e-7 of their scale for one-bit weights. In the fully binary net a few pre-sign values "
-    "that lie within float round-off of 0 take the other sign in the other library, which "
-    "moves the logits by up to 9% of their scale and changed no argmax on these 500 images. "
-    "(2) LCE packs a convolution only when its input is binary too: for the paper's net "
-    "(real activations) its file is a float file, 30.7x the one-bit limit, where our packed "
-    "formats are 1.08-1.10x. For the fully binary net LCE's file (LceBconv2d) is 1.104x the "
-    "limit, ours 1.105x (packed, its convs as im2col products) and 1.087x (packed_int8). "
-    "(3) On this x86-64 machine LCE's binary convolutions ran 2.9x (1 thread) and 2.6x "
-    "(2 threads) the time of our float file on LiteRT with XNNPACK, our packed file of the "
-    "same net 1.5x and 2.0x; LCE's published benchmarks are on Arm (a Pixel 1 phone, a "
-    "Raspberry Pi), which this machine is not: on a phone the order may differ (not measured "
-    "here). (4) Our int8 formats quantize the activations before the sign, so values near 0 "
-    "flip: argmax agreement with Keras 0.476 on these seeded models (near-tied logits; a "
-    "trained net has wider margins, not measured here). For a fully binary net use float "
-    "or packed (0.998). (5) A training step of the same network took 0.89x larq's time "
-    "(one-bit weights) and 0.96x (fully binary); the previous run the same day measured 0.96x "
-    "and 0.85x: steps of about one second vary by 10% between runs here.")
+def _row(variant, fmt):
+    return next(row for row in variant["files"] if row["format"] == fmt)
+
+
+NOTED = {"weights": ("lce", "packed", "packed_int8"),
+         "binary": ("lce", "packed", "packed_int8", "int8")}  # the rows `notes` reads
+
+
+def notes(result):
+    """What the run shows beyond its tables, every number read from `result`;
+    None when the run lacks a variant or a row that they compare."""
+    variants = {v["variant"]: v for v in result["variants"]}
+    if any(name not in variants or not {*rows} <= {r["format"] for r in variants[name]["files"]}
+           for name, rows in NOTED.items()):
+        return None
+    w, b = variants["weights"], variants["binary"]
+    ours_w = [_row(w, f)["x_limit"] for f in ("packed", "packed_int8")]
+    lce, packed = _row(b, "lce"), _row(b, "packed")
+    binary_diff = b["larq_vs_keras_onebit"]
+    weights_diff = f"{w['larq_vs_keras_onebit']['max_rel_diff']:.0e}".replace("e-0", "e-")
+    t1, t2 = result["threads"][0], result["threads"][-1]
+    return (
+        "What the run shows. (1) Our weights copied into larq give the same network: logits within "
+        f"{weights_diff} of their scale for one-bit weights. In "
+        "the fully binary net a few pre-sign values that lie within float round-off of 0 can take "
+        f"the other sign in the other library: logits within {binary_diff['max_rel_diff']:.0%} of "
+        f"their scale, argmax agreement {binary_diff['argmax_agreement']:.3f} on these "
+        f"{binary_diff['images']} images. (2) LCE packs a convolution only when its input is "
+        "binary too: for the paper's net (real activations) its file is a float file, "
+        f"{_row(w, 'lce')['x_limit']:.1f}x the one-bit limit, where our packed formats are "
+        f"{min(ours_w):.2f}-{max(ours_w):.2f}x. For the fully binary net LCE's file (LceBconv2d) "
+        f"is {lce['x_limit']:.3f}x the limit, ours {packed['x_limit']:.3f}x (packed, its convs "
+        f"as im2col products) and {_row(b, 'packed_int8')['x_limit']:.3f}x (packed_int8). "
+        f"(3) On this x86-64 machine LCE's binary convolutions ran {lce[f'vs_float_{t1}t']:.1f}x "
+        f"({t1} thread) and {lce[f'vs_float_{t2}t']:.1f}x ({t2} threads) the time of our float "
+        "file on LiteRT with XNNPACK, our packed file of the same net "
+        f"{packed[f'vs_float_{t1}t']:.1f}x and {packed[f'vs_float_{t2}t']:.1f}x; LCE's published "
+        "benchmarks are on Arm (a Pixel 1 phone, a Raspberry Pi), which this machine is not: on "
+        "a phone the order may differ (not measured here). (4) Our int8 formats quantize the "
+        "activations before the sign, so values near 0 flip: argmax agreement with Keras "
+        f"{_row(b, 'int8')['argmax_agreement']:.3f} on these seeded models (near-tied logits; a "
+        "trained net has wider margins, not measured here). For a fully binary net use float or "
+        f"packed ({packed['argmax_agreement']:.3f}). (5) A training step of the same network took "
+        f"{w['train_ratio']:.2f}x larq's time (one-bit weights) and {b['train_ratio']:.2f}x "
+        "(fully binary); steps of about one second vary by about 10% between runs here.")
 
 
 def _ops(counts):
@@ -120,6 +144,6 @@ def markdown(heading, result):
     lines += ["", "Training step, the same network in both libraries (keras_onebit: Keras 3 + "
               "TensorFlow of requirements.txt; larq: Keras 2 + TensorFlow 2.13):", ""]
     lines += training_table(result)
-    if NOTES:
-        lines += ["", NOTES]
+    found = notes(result)
+    lines += ["", found] if found else []
     return "\n".join(lines + ["", ""])
