@@ -1,6 +1,9 @@
 """bench/peers_report.py (issue 14 §3): the Peers section of bench/README.md
 states the numbers of bench/results/peers.json, or the install error."""
 
+import json
+import pathlib
+
 from tests.conftest import load_bench_module
 
 HEADING = "## Peers"
@@ -36,3 +39,18 @@ def test_install_error_is_reported_instead_of_tables():
     error = "ERROR: No matching distribution found for larq-compute-engine==0.13.0"
     text = report.markdown(HEADING, result(install_error=error, variants=[]))
     assert error in text and "did not install" in text and "| variant |" not in text
+
+
+def test_notes_state_the_committed_run():
+    """The prose under the tables reads its numbers from the results (no figure
+    of an older run survives a new one), and is left out when a compared row
+    is missing."""
+    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / "results" / "peers.json"
+    data = json.loads(path.read_text())
+    binary = next(v for v in data["variants"] if v["variant"] == "binary")
+    lce = next(r for r in binary["files"] if r["format"] == "lce")
+    text = report.notes(data)
+    assert f"LceBconv2d) is {lce['x_limit']:.3f}x the limit" in text
+    assert f"ran {lce['vs_float_1t']:.1f}x (1 thread)" in text
+    assert f"{binary['train_ratio']:.2f}x (fully binary)" in text
+    assert report.notes(result()) is None  # one variant only
