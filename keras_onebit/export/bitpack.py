@@ -217,42 +217,10 @@ def pack_filters(model_bytes, min_weights=MIN_WEIGHTS, conv_as_matmul=True,
         raise ExportError("The model has no binary filters to pack (no CONV_2D, "
                           "DEPTHWISE_CONV_2D or FULLY_CONNECTED filter of at least "
                           f"{min_weights} weights with one magnitude per channel).")
-    main = model.subgraphs[0]
-    ed = flatbuffer.Editor(model, schema)
-    init = schema.SubGraphT()
-    init.tensors, init.operators, init.inputs, init.outputs = [], [], [], []
-    init.name = b"onebit_unpack"
-    model.subgraphs.append(init)
-    unpack, main_graph = _Unpacker(ed, init), flatbuffer.GraphBuilder(ed, main, [])
-    reads = {}  # consumer operator index -> [VAR_HANDLE, READ_VARIABLE] to insert before it
-    replaced = {}  # conv operator index -> the operators that compute it as a product
-    for n, (t, (alpha, depthwise, array)) in enumerate(sorted(found.items())):
-        filt = main.tensors[t]
-        users = consumers[t]
-        first = None
-        if conv_as_matmul and not depthwise:
-            first = _matmul_layout(main_graph, users, min_macs)
-        name = f"onebit_var_{n}".encode()
-        unpack.assign(name, _unpacked(unpack, filt, alpha, depthwise, array, first))
-        if filt.type == schema.TensorType.INT8:
-            _int8_quantization(ed, main, filt, users)
-        # inference: the filter becomes the variable's value
-        model.buffers[filt.buffer].data = None
-        filt.buffer = 0
-        if first is not None:
-            _, kh, kw, _ = (int(d) for d in filt.shape)
-            matrix_shape = filter_matrix(array).shape
-            filt.shape = np.asarray(matrix_shape[::-1] if first else matrix_shape, np.int32)
-            filt.shapeSignature = None
-            for u in users:
-                main_graph.ops = replaced[u] = []
-                conv_matmul.lower(main_graph, main.operators[u], t, kh, kw, first)
-        reads.setdefault(min(users), []).extend(_read_variable(ed, main, name, t))
-    operators = [ed.op("CALL_ONCE", [], [], flatbuffer.options(
-        schema, "CallOnce", initSubgraphIndex=len(model.subgraphs) - 1))]
-    for index, op in enumerate(main.operators):
-        operators += reads.get(index, []) + replaced.get(index, [op])
-    main.operators = operators
+    packer = _Packer(model, schema, conv_as_matmul, min_macs)
+    for n, (t, found_filter) in enumerate(sorted(found.items())):
+        packer.pack(n, t, *found_filter, consumers[t])
+    packer.finish()
     # the converter's minimum runtime (e.g. 1.6.0) fits the source graph, not the call-once
     # and variable operators added here: no claim rather than a wrong one
     model.metadata = [m for m in model.metadata or [] if m.name != b"min_runtime_version"]
@@ -261,6 +229,61 @@ def pack_filters(model_bytes, min_weights=MIN_WEIGHTS, conv_as_matmul=True,
     builder = flatbuffers.Builder(len(model_bytes) // 4 + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output()), len(found)
+
+
+class _Packer:
+    """Packs filters one by one: their start-up operators go to a new sub-graph
+    (`onebit_unpack`), their reads (and any conv computed as a product) to the
+    main graph, which `finish` rebuilds with a CALL_ONCE first."""
+
+    def __init__(self, model, schema, conv_as_matmul, min_macs):
+        self.model, self.s = model, schema
+        self.conv_as_matmul, self.min_macs = conv_as_matmul, min_macs
+        self.main = model.subgraphs[0]
+        self.ed = flatbuffer.Editor(model, schema)
+        init = schema.SubGraphT()
+        init.tensors, init.operators, init.inputs, init.outputs = [], [], [], []
+        init.name = b"onebit_unpack"
+        model.subgraphs.append(init)
+        self.unpack = _Unpacker(self.ed, init)
+        self.main_graph = flatbuffer.GraphBuilder(self.ed, self.main, [])
+        self.reads = {}  # consumer operator index -> [VAR_HANDLE, READ_VARIABLE] before it
+        self.replaced = {}  # conv operator index -> the operators that compute it as a product
+
+    def pack(self, n, t, alpha, depthwise, array, users):
+        """Filter tensor `t` (the n-th found) becomes variable `onebit_var_<n>`."""
+        filt = self.main.tensors[t]
+        first = None
+        if self.conv_as_matmul and not depthwise:
+            first = _matmul_layout(self.main_graph, users, self.min_macs)
+        name = f"onebit_var_{n}".encode()
+        self.unpack.assign(name, _unpacked(self.unpack, filt, alpha, depthwise, array, first))
+        if filt.type == self.s.TensorType.INT8:
+            _int8_quantization(self.ed, self.main, filt, users)
+        # inference: the filter becomes the variable's value
+        self.model.buffers[filt.buffer].data = None
+        filt.buffer = 0
+        if first is not None:
+            self._as_products(t, filter_matrix(array).shape, users, first)
+        self.reads.setdefault(min(users), []).extend(_read_variable(self.ed, self.main, name, t))
+
+    def _as_products(self, t, matrix_shape, users, first):
+        """Each user of filter `t` (a CONV_2D) becomes an im2col product; the
+        filter tensor takes the matrix's shape."""
+        filt = self.main.tensors[t]
+        _, kh, kw, _ = (int(d) for d in filt.shape)
+        filt.shape = np.asarray(matrix_shape[::-1] if first else matrix_shape, np.int32)
+        filt.shapeSignature = None
+        for u in users:
+            self.main_graph.ops = self.replaced[u] = []
+            conv_matmul.lower(self.main_graph, self.main.operators[u], t, kh, kw, first)
+
+    def finish(self):
+        operators = [self.ed.op("CALL_ONCE", [], [], flatbuffer.options(
+            self.s, "CallOnce", initSubgraphIndex=len(self.model.subgraphs) - 1))]
+        for index, op in enumerate(self.main.operators):
+            operators += self.reads.get(index, []) + self.replaced.get(index, [op])
+        self.main.operators = operators
 
 
 def _matmul_layout(g, users, min_macs):
