@@ -229,6 +229,22 @@ def test_normal_run_prints_no_tensorflow_lines(runs):
     assert "wrn_20_1-cifar10-1bit" in proc.stdout
 
 
+def test_hub_list_shows_size_and_recorded_accuracy(runs):
+    """Each shipped entry's line carries its weights' size and the exact-test
+    accuracy its config.json records (what a user picks a model by)."""
+    lines = {line.split()[0]: line for line in runs["hub_list"].stdout.splitlines() if line}
+    for config_path in sorted((ROOT / "pretrained").glob("*/config.json")):
+        config = json.loads(config_path.read_text())
+        line = lines[config["id"]]
+        assert f"{config['weights_bytes'] / 1e3:.0f} kB" in line or (
+            f"{config['weights_bytes'] / 1e6:.1f} MB" in line)
+        metrics = config["metrics"]
+        if "exact_test_accuracy" in metrics:
+            assert f"{100 * metrics['exact_test_accuracy']:.1f}% exact" in line
+        else:
+            assert f"{100 * metrics['test_accuracy']:.2f}%" in line
+
+
 def test_debug_shows_the_traceback_and_tensorflow_lines(runs):
     proc = runs["debug"]
     assert proc.returncode == 2

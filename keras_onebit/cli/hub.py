@@ -32,18 +32,38 @@ OFFLINE_ADVICE = ("Offline: put the entry folder in a folder named by $KERAS_ONE
                   "--mat FILE --out DIR.")
 
 
+def _size(n):
+    if not n:
+        return "?"
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+def _accuracy(metrics):
+    """The accuracy an entry records: on CIFAR-10's 1000 exact test images
+    when it has them (the rest are JPEG copies), else on its test set."""
+    metrics = metrics or {}
+    if metrics.get("exact_test_accuracy") is not None:
+        return f"{100 * metrics['exact_test_accuracy']:.1f}% exact"
+    if metrics.get("test_accuracy") is not None:
+        return f"{100 * metrics['test_accuracy']:.2f}%"
+    return "-"
+
+
 def _list():
-    """Prints every known model and where it is."""
+    """Prints every known model: its data, bits, weights size, recorded
+    accuracy and where it is."""
     from keras_onebit import hub
 
     rows = hub.list_entries()
-    print(f"{'id':34} {'data':9} {'bits':6} {'default':7} where")
+    print(f"{'id':34} {'data':9} {'bits':6} {'size':8} {'accuracy':12} {'default':7} where")
     for r in rows:
         where = str(r["local"]) if r["local"] else (f"download: {r['url']}" if r["url"]
                                                      else "not available here")
         bits = "?" if r["binary"] is None else ("1-bit" if r["binary"] else "float")
-        print(f"{r['id']:34} {r['dataset'] or '?':9} {bits:6} {'yes' if r['default'] else '':7} "
-              f"{where}")
+        print(f"{r['id']:34} {r['dataset'] or '?':9} {bits:6} {_size(r['bytes']):8} "
+              f"{_accuracy(r['metrics']):12} {'yes' if r['default'] else '':7} {where}")
+    print("size: the weights file (a download: the authors' .mat); accuracy: as the entry's "
+          "model card records it (exact: CIFAR-10's 1000 test images that are not JPEG copies)")
     print("hub folders searched:", ", ".join(str(d) for d in hub.search_dirs()))
     return 0
 

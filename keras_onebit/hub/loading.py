@@ -279,7 +279,9 @@ def list_entries():
     Returns:
         A list of dicts with keys "id", "dataset", "factory", "binary",
         "default" (True for `default_model_id()`), "local" (the entry folder
-        found, a `pathlib.Path`, or None) and "url" (or None).
+        found, a `pathlib.Path`, or None), "url" (or None), "bytes" (of the
+        weights file, or None) and "metrics" (the accuracy the entry's
+        config.json records, a dict, or None: entries not here yet have none).
 
     Raises:
         HubError: the project's manifest (pretrained/index.json) is unreadable
@@ -292,14 +294,17 @@ def list_entries():
     for model_id in [*manifest, *sorted(set(found) - set(manifest))]:  # manifest order first
         entry = dict(manifest.get(model_id, {}))
         folder = found.get(model_id)
-        if folder is not None and not entry:
+        config = {}
+        if folder is not None:
             with contextlib.suppress(HubError, OSError):
                 config = read_config(folder)
-                entry = {k: config.get(k) for k in ("factory", "factory_kwargs", "dataset",
-                                                     "binary")}
-        rows.append({"id": model_id, "dataset": entry.get("dataset"),
-                     "factory": entry.get("factory"), "binary": entry.get("binary"),
-                     "default": model_id == default, "local": folder, "url": entry.get("url")})
+        for key in ("factory", "dataset", "binary"):
+            entry.setdefault(key, config.get(key))
+        rows.append({"id": model_id, "dataset": entry["dataset"], "factory": entry["factory"],
+                     "binary": entry["binary"], "default": model_id == default,
+                     "local": folder, "url": entry.get("url"),
+                     "bytes": entry.get("bytes") or config.get("weights_bytes"),
+                     "metrics": config.get("metrics")})
     return rows
 
 
