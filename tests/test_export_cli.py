@@ -35,6 +35,8 @@ def test_default_model_exports_with_report(tmp_path, cifar10):
                       "--representative", "50")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "[1/" in proc.stdout and "report.json" in proc.stdout  # a line per step
+    summary = proc.stdout.split("\nwrote ")[-1].splitlines()[1:]  # one line per file
+    assert len(summary) == 4 and len({line.index(" bytes") for line in summary}) == 1
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     names = {p.name for p in folder.iterdir()}
     assert {"report.json", "report.md", "model_data.cc", "model_data.h",

@@ -178,7 +178,10 @@ def main(argv):
         raise ExportError(f"exporting into {out_dir} failed: {e.strerror or e}{where}; free "
                           "disk space or choose another --out.") from e
     log(f"wrote {out_dir}/ in {result['seconds']:.0f} s:")
-    for fmt, row in result["formats"].items():
-        log(f"  {fmt:8s} {row['file']:40s} {row['bytes']:>12,} bytes  "
+    rows = result["formats"]
+    fmt_width = max(map(len, rows))
+    file_width = max(len(row["file"]) for row in rows.values())
+    for fmt, row in rows.items():
+        log(f"  {fmt:{fmt_width}s} {row['file']:{file_width}s} {row['bytes']:>12,} bytes  "
             f"{row['ratio_to_limit']:.2f}x limit")
     return 0
