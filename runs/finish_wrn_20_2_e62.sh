@@ -14,3 +14,6 @@ $PY -m keras_onebit train $COMMON --out runs/wrn_20_2-cifar10-1bit-e62 --hub pre
 $PY -m keras_onebit train $COMMON --float --out runs/wrn_20_2-cifar10-float-e62 --hub pretrained \
     --hub_notes "$NOTE" > runs/wrn_20_2-cifar10-float-e62-finish.log 2>&1
 tail -n 3 runs/wrn_20_2-cifar10-*-e62-finish.log
+# the new default's export report (issue 15 asks for it): export/wrn_20_2-cifar10-1bit/report.md
+make export-tflite > runs/wrn_20_2-cifar10-e62-export.log 2>&1
+tail -n 9 runs/wrn_20_2-cifar10-e62-export.log
