@@ -286,6 +286,27 @@ def test_packed_dense_relu_bias_per_channel_scale_is_exact():
     assert report.compare(reference, out)["max_rel_diff"] <= 1e-5
 
 
+def test_packed_depthwise_filter_of_signs_is_exact():
+    """A DEPTHWISE_CONV_2D filter of +-alpha per channel (depth multiplier 2)
+    is packed in its own (1, kh, kw, C_out) order: LiteRT and TFLite Micro
+    give Keras' outputs."""
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((6, 7, 8))
+    layer = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, use_bias=False)
+    model = keras.Model(inputs, layer(inputs))
+    rng = np.random.default_rng(6)
+    alpha = rng.uniform(0.5, 2.0, (1, 1, 8, 2))
+    layer.kernel.assign((np.sign(rng.standard_normal((3, 3, 8, 2))) * alpha)
+                                  .astype("float32"))
+    packed, count = bitpack.pack_filters(tflite.convert(model, "float"))
+    assert count == 1 and bitpack.operator_counts(packed)["DEPTHWISE_CONV_2D"] == 1
+    images = rng.standard_normal((3, 6, 7, 8)).astype("float32")
+    want = model.predict(images, verbose=0)
+    for out in (report.litert_outputs(packed, images),
+                micro.run(packed, images, micro.minimum_arena(packed, images[0]))):
+        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+
+
 def test_bireal_binary_activations_export_float_and_packed(data):
     # Bi-Real Net: sign(x) before each binary conv becomes GREATER_EQUAL + SELECT.
     keras.utils.set_random_seed(4)

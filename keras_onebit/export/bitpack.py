@@ -15,10 +15,11 @@ model, +-127 in an int8 one; any such filter is stored exactly) becomes:
     start-up: a CALL_ONCE sub-graph, per filter: DEQUANTIZE (uint8 -> float)
               -> CAST (int32) -> GATHER from a shared 256 x 8 int8 table (the
               eight signs of each byte value, times 127 for int8 models, 1 for
-              float ones) -> RESHAPE (K, C_out) [-> SLICE when K * C_out is not
-              a multiple of 8] -> TRANSPOSE (C_out, K) -> RESHAPE to the filter's
-              shape [float: -> DEQUANTIZE with scale alpha, or scale 1 and a
-              MUL by one alpha per channel] -> ASSIGN_VARIABLE
+              float ones) [-> SLICE when the weights are not a multiple of 8]
+              -> RESHAPE to the Keras kernel's shape -> TRANSPOSE, its last
+              axis (C_out) first: the filter's shape (a depthwise filter: the
+              RESHAPE alone) [float: -> DEQUANTIZE with scale alpha, or scale 1
+              and a MUL by one alpha per channel] -> ASSIGN_VARIABLE
     inference: VAR_HANDLE -> READ_VARIABLE -> the original operator; a float
               CONV_2D instead becomes an im2col BATCH_MATMUL (`conv_matmul`;
               the variable then holds the scaled filter matrix, (K, C_out)
@@ -85,9 +86,9 @@ class _Unpacker(flatbuffer.GraphBuilder):
         return q
 
     def matrix(self, bits, shape, magnitude):
-        """The (K, C_out) int8 matrix of +-magnitude from `bits` (np.packbits
-        order, big-endian bits): DEQUANTIZE, CAST, GATHER, RESHAPE [, SLICE].
-        The int8 tensors carry no quantization (see `scale`)."""
+        """The int8 tensor of +-magnitude of `shape` (in C order) from `bits`
+        (np.packbits order, big-endian bits): DEQUANTIZE, CAST, GATHER,
+        RESHAPE [, SLICE]. The int8 tensors carry no quantization (see `scale`)."""
         T = self.s.TensorType
         dtype, version = T.INT8, 2
         key = ("table", magnitude)
@@ -108,10 +109,14 @@ class _Unpacker(flatbuffer.GraphBuilder):
         return self.reshape(g, list(shape))
 
     def transpose(self, value):
-        rows, cols = self.shape_of(value)
+        """The last axis first: (..., C_out) -> (C_out, ...), e.g. a Keras
+        kernel (HWIO) to a TFLite filter (OHWI), or (K, C_out) to (C_out, K)."""
+        shape = self.shape_of(value)
+        rank = len(shape)
         dtype = self.sg.tensors[value].type
-        perm = self.const(np.asarray([1, 0], np.int32), self.s.TensorType.INT32)
-        return self.add("TRANSPOSE", [value, perm], (cols, rows), dtype, None,
+        perm = self.const(np.asarray([rank - 1, *range(rank - 1)], np.int32),
+                          self.s.TensorType.INT32)
+        return self.add("TRANSPOSE", [value, perm], (shape[-1], *shape[:-1]), dtype, None,
                         2 if dtype == self.s.TensorType.INT8 else 1)
 
     def scale(self, value, alpha, axis):
@@ -304,14 +309,17 @@ def _unpacked(unpack, filt, alpha, depthwise, array, first):
     im2col product, (K, C_out) or, when `first`, (C_out, K)."""
     is_int8 = filt.type == unpack.s.TensorType.INT8
     matrix = array.reshape(-1, array.shape[-1]) if depthwise else filter_matrix(array)
-    value = unpack.matrix(np.packbits(matrix.reshape(-1) > 0, bitorder="big"), matrix.shape,
-                          127 if is_int8 else 1)
+    bits = np.packbits(matrix.reshape(-1) > 0, bitorder="big")
+    magnitude = 127 if is_int8 else 1
     if first is not None:
+        value = unpack.matrix(bits, matrix.shape, magnitude)
         value = unpack.transpose(value) if first else value
         return unpack.scale(value, alpha, 0 if first else -1)
-    if not depthwise:  # TFLite filters are (C_out, ...): the transposed matrix
-        value = unpack.transpose(value)
-    value = unpack.reshape(value, [int(d) for d in filt.shape])
+    shape = [int(d) for d in filt.shape]
+    if depthwise:  # (1, kh, kw, C_out): the Keras kernel's own order
+        value = unpack.matrix(bits, shape, magnitude)
+    else:  # TFLite filters are (C_out, ...): the Keras kernel with its last axis first
+        value = unpack.transpose(unpack.matrix(bits, [*shape[1:], shape[0]], magnitude))
     return value if is_int8 else unpack.scale(value, alpha, -1 if depthwise else 0)
 
 
