@@ -409,8 +409,20 @@ def _check_conv_as_product(conv, shape, filters, packed=False):
     assert counts.get("TRANSPOSE", 0) == (2 if filter_first else 0)
     images = np.random.default_rng(1).standard_normal((3, *shape)).astype("float32")
     want = model.predict(images, verbose=0)
-    for out in (report.litert_outputs(packed_bytes, images),
+    for out in (report.litert_outputs(packed_bytes, images), _litert_batch(packed_bytes, images),
                 micro.run(packed_bytes, images, micro.minimum_arena(packed_bytes, images[0]))):
         assert out.shape == want.shape
         np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
     return packed_bytes if packed else base
+
+
+def _litert_batch(model_bytes, images):
+    """The outputs of one invoke on all `images`: the file's batch of 1
+    resized (resize_tensor_input) to their number."""
+    it = report.litert_interpreter(model_bytes)
+    index = it.get_input_details()[0]["index"]
+    it.resize_tensor_input(index, images.shape)
+    it.allocate_tensors()
+    it.set_tensor(index, images)
+    it.invoke()
+    return it.get_tensor(it.get_output_details()[0]["index"])

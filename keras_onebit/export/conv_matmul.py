@@ -61,7 +61,10 @@ def _same_padding(size, out, stride, extent):
 
 def _taps(g, x, axis, count, stride, dilation, out):
     """Along `axis` (1: rows, 2: columns): the `count` strided views of a filter
-    tap each, concatenated on the channels (one view needs no concatenation)."""
+    tap each, concatenated on the channels (one view needs no concatenation).
+    STRIDED_SLICE with default options, whose ends past an axis are clamped
+    to it: the batch stays resizable (a SLICE with constant begin and size
+    keeps its output's stored shape in LiteRT)."""
     s = g.s
     shape = g.shape_of(x)
     if count == 1 and stride == 1:
@@ -71,21 +74,17 @@ def _taps(g, x, axis, count, stride, dilation, out):
     view_shape = list(shape)
     view_shape[axis] = out
     views = []
+    whole = 1 << 30  # an end past every axis: clamped to its size (any batch)
     for tap in range(count):
         begin = [0, 0, 0, 0]
         begin[axis] = tap * dilation
-        if stride == 1:  # SLICE: no options table, about 20 bytes less
-            size = [-1, -1, -1, -1]
-            size[axis] = out
-            views.append(g.add("SLICE", [x, g.int32(begin), g.int32(size)], view_shape,
-                               s.TensorType.FLOAT32))
-            continue
-        end = [0, 0, 0, 0]
-        end[axis] = tap * dilation + (out - 1) * stride + 1
-        mask = 0b1111 & ~(1 << axis)  # every other axis whole
+        end = [whole] * 4
+        stop = tap * dilation + (out - 1) * stride + 1
+        # counted from the axis' end when short of it: the same constant for every conv
+        # of this filter size and padding, whatever its image size
+        end[axis] = whole if stop >= shape[axis] else stop - shape[axis]
         views.append(g.add("STRIDED_SLICE", [x, g.int32(begin), g.int32(end), g.int32(strides)],
-                           view_shape, s.TensorType.FLOAT32,
-                           flatbuffer.options(s, "StridedSlice", beginMask=mask, endMask=mask)))
+                           view_shape, s.TensorType.FLOAT32))
     if count == 1:
         return views[0]
     view_shape[3] = shape[3] * count
