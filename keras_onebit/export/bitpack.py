@@ -137,9 +137,8 @@ class _Unpacker(flatbuffer.GraphBuilder):
                         T.FLOAT32, flatbuffer.options(self.s, "Mul"))
 
     def assign(self, name, value):
-        handle = self.ed.tensor(self.sg, (), self.s.TensorType.RESOURCE)
-        self.sg.operators.append(self.ed.op("VAR_HANDLE", [], [handle], flatbuffer.options(
-            self.s, "VarHandle", sharedName=name)))
+        handle, op = _var_handle(self.ed, self.sg, name)
+        self.sg.operators.append(op)
         self.sg.operators.append(self.ed.op("ASSIGN_VARIABLE", [handle, value], []))
 
 
@@ -338,10 +337,16 @@ def _int8_quantization(ed, main, filt, users):
 
 def _read_variable(ed, main, name, tensor):
     """VAR_HANDLE + READ_VARIABLE into `tensor`."""
-    handle = ed.tensor(main, (), ed.s.TensorType.RESOURCE)
-    return [ed.op("VAR_HANDLE", [], [handle], flatbuffer.options(ed.s, "VarHandle", container=None,
-                                                                 sharedName=name)),
-            ed.op("READ_VARIABLE", [handle], [tensor])]
+    handle, op = _var_handle(ed, main, name)
+    return [op, ed.op("READ_VARIABLE", [handle], [tensor])]
+
+
+def _var_handle(ed, subgraph, name):
+    """A resource tensor in `subgraph` and the VAR_HANDLE of variable `name`
+    that writes it (no container: read as none)."""
+    handle = ed.tensor(subgraph, (), ed.s.TensorType.RESOURCE)
+    return handle, ed.op("VAR_HANDLE", [], [handle],
+                         flatbuffer.options(ed.s, "VarHandle", sharedName=name))
 
 
 def _drop_empty_buffers(model):
