@@ -10,15 +10,17 @@ __version__ = "0.1.0"
 # First: checks that TensorFlow is installed, and in `python -m keras_onebit` (only)
 # loads it without its C++ log lines.
 import keras_onebit._startup  # noqa: F401
-from keras_onebit import data, hub, layers, models, quantizers, storage, training
-from keras_onebit.data import DataError
-from keras_onebit.errors import BackendError, ConfigError, Error, MissingDependencyError
-from keras_onebit.export.errors import ExportError
-from keras_onebit.hub.errors import HubError
-from keras_onebit.layers import BinaryConv2D, BinaryDense, ZeroChannels
-from keras_onebit.quantizers import ApproxSign, SignWeight, SteSign
-from keras_onebit.storage import BitMaskReLU, StochasticBinaryStorage
-from keras_onebit.summary import summary
+
+if not keras_onebit._startup.overview_only():  # `python -m keras_onebit --help` needs none
+    from keras_onebit import data, hub, layers, models, quantizers, storage, training
+    from keras_onebit.data import DataError
+    from keras_onebit.errors import BackendError, ConfigError, Error, MissingDependencyError
+    from keras_onebit.export.errors import ExportError
+    from keras_onebit.hub.errors import HubError
+    from keras_onebit.layers import BinaryConv2D, BinaryDense, ZeroChannels
+    from keras_onebit.quantizers import ApproxSign, SignWeight, SteSign
+    from keras_onebit.storage import BitMaskReLU, StochasticBinaryStorage
+    from keras_onebit.summary import summary
 
 __all__ = [
     "BackendError", "ConfigError", "DataError", "Error", "ExportError", "HubError",

@@ -19,6 +19,7 @@ TensorFlow's log lines.
 import errno
 import importlib
 import logging
+import os
 import sys
 import traceback
 import urllib.error
@@ -43,11 +44,11 @@ COMMANDS = {
                        "a teacher's probabilities for every training image, for train "
                        "--teacher (distillation)"),
 }
-HELP_ARGS = ("-h", "--help", "--helpshort", "-?")
-FULL_HELP_ARGS = ("--helpfull",)
+HELP_ARGS, FULL_HELP_ARGS = startup.HELP_ARGS, startup.FULL_HELP_ARGS
 DEBUG_HELP = "Show the Python traceback of an error and TensorFlow's log lines."
 USAGE = "usage: python -m keras_onebit <command> [flags]"
 EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 2, 130
+EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE, as a shell reports a program that SIGPIPE ended
 # Modules whose Python warnings a normal run does not show (--debug does).
 QUIET_WARNING_MODULES = r"(tensorflow|keras|absl|ai_edge_litert|tflite_micro|h5py)(\.|$)"
 
@@ -68,13 +69,21 @@ OS_ERROR_ADVICE = {
 
 def main(argv=None):
     """Runs `argv` = [program, command, flags...]; returns the exit code."""
-    args = list(sys.argv if argv is None else argv)[1:]
+    try:
+        return dispatch(list(sys.argv if argv is None else argv)[1:])
+    except BrokenPipeError:  # the reader of our output stopped (`... | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return EXIT_OUTPUT_CLOSED
+
+
+def dispatch(args):
+    """Runs `args` = [command, flags...]; returns the exit code."""
     if args and startup.debug_requested(args[:1]):
         args = args[1:] + args[:1]  # `--debug train ...` works too
     if not args:
         print(overview(), file=sys.stderr)
         return EXIT_USER_ERROR
-    if args[0] in HELP_ARGS + FULL_HELP_ARGS + ("help",):
+    if args[0] in startup.OVERVIEW_ARGS:
         print(overview())
         return EXIT_OK
     if args[0] not in COMMANDS:
@@ -115,6 +124,8 @@ def run(command, args):
         return module.main(positional) or EXIT_OK
     except flags.Error as e:  # an unknown flag, a bad value, a failed validator
         return report(command, f"{e}; see python -m keras_onebit {command} --help.", debug)
+    except BrokenPipeError:
+        raise  # not the user's error: main() ends quietly
     except (Error, OSError) as e:
         return report(command, describe(e), debug)
     except KeyboardInterrupt:

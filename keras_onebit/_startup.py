@@ -16,6 +16,9 @@ it before anything heavy. It does nothing unless this process is
 `python -m keras_onebit`, so a program that imports the library keeps
 TensorFlow's usual behaviour. `--debug`
 on the command line shows everything (TensorFlow's lines and tracebacks).
+`python -m keras_onebit --help` (or no command) prints the overview of the
+commands without importing TensorFlow or the library (`overview_only()`):
+instant, where the import takes several seconds.
 
 This module imports nothing but the standard library and keras_onebit.errors;
 it first checks that some TensorFlow is installed (a one-line
@@ -34,6 +37,11 @@ SCRIPT = "keras-onebit"  # the console script of pyproject.toml
 TRUE_WORDS = ("true", "t", "1", "yes", "y")
 # Interpreter options that take the next argument as their value.
 OPTIONS_WITH_VALUE = ("-W", "-X", "--check-hash-based-pycs")
+HELP_ARGS = ("-h", "--help", "--helpshort", "-?")
+FULL_HELP_ARGS = ("--helpfull",)
+# First arguments that ask for the overview of the commands, which needs
+# neither TensorFlow nor the library.
+OVERVIEW_ARGS = HELP_ARGS + FULL_HELP_ARGS + ("help",)
 
 
 def launched_as_cli(orig_argv=None):
@@ -91,10 +99,21 @@ def load_backend_quietly():
         import keras  # noqa: F401
 
 
+def overview_only(args=None, orig_argv=None):
+    """True when this process is `python -m keras_onebit` with no command or a
+    top-level help request (`args`: the arguments after the program name)."""
+    if not launched_as_cli(orig_argv):
+        return False
+    args = [arg for arg in (sys.argv[1:] if args is None else args)
+            if not debug_requested([arg])]
+    return not args or args[0] in OVERVIEW_ARGS
+
+
 def quiet_start():
     """In `python -m keras_onebit` without `--debug`: TF_CPP_MIN_LOG_LEVEL=3 by
-    default and a silent TensorFlow import. Returns True when it did so."""
-    if not launched_as_cli() or debug_requested(sys.argv[1:]):
+    default and a silent TensorFlow import (none for the overview of the
+    commands). Returns True when it imported TensorFlow so."""
+    if not launched_as_cli() or debug_requested(sys.argv[1:]) or overview_only():
         return False
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     load_backend_quietly()

@@ -192,6 +192,35 @@ def test_help_describes_each_command(runs):
     assert "--help" in proc.stdout and "--debug" in proc.stdout
 
 
+@pytest.mark.parametrize("args", [["--help"], ["help"], ["--debug", "-h"], []])
+def test_overview_imports_neither_tensorflow_nor_keras(args):
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "keras_onebit", *args],
+                          cwd=ROOT, env=quiet_env(), capture_output=True, text=True, timeout=60)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "keras_onebit._startup" in imported
+    assert not {name for name in imported if name.split(".")[0] in ("tensorflow", "keras")}
+    assert "usage: python -m keras_onebit" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    ([], True), (["--help"], True), (["help"], True), (["--debug", "--helpfull"], True),
+    (["train", "--help"], False), (["hub", "list"], False), (["--debug", "eval"], False),
+])
+def test_overview_only_for_a_top_level_help(args, expected):
+    assert startup.overview_only(args, ["python", "-m", "keras_onebit", *args]) is expected
+    assert not startup.overview_only(args, ["python", "-c", "import keras_onebit"])
+
+
+@pytest.mark.parametrize("args", ["--help", "hub list"])
+def test_output_closed_early_is_neither_a_traceback_nor_an_error(args):
+    # `true` exits without reading: the output goes to a pipe with no reader.
+    proc = subprocess.run(f"{sys.executable} -m keras_onebit {args} | true", shell=True,
+                          cwd=ROOT, env=quiet_env(), capture_output=True, text=True,
+                          timeout=240)
+    assert proc.stderr == ""
+
+
 def test_no_arguments_prints_usage_and_exits_2(runs):
     proc = runs["no_arguments"]
     assert proc.returncode == 2 and proc.stdout == ""
