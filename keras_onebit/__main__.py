@@ -44,7 +44,6 @@ COMMANDS = {
                        "a teacher's probabilities for every training image, for train "
                        "--teacher (distillation)"),
 }
-HELP_ARGS, FULL_HELP_ARGS = startup.HELP_ARGS, startup.FULL_HELP_ARGS
 DEBUG_HELP = "Show the Python traceback of an error and TensorFlow's log lines."
 USAGE = "usage: python -m keras_onebit <command> [flags]"
 EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 2, 130
@@ -114,10 +113,10 @@ def run(command, args):
     try:
         module = importlib.import_module(COMMANDS[command].module)
         define_debug_flag()
-        if any(arg in HELP_ARGS for arg in before_separator(args)):
+        if any(arg in startup.HELP_ARGS for arg in before_separator(args)):
             print(command_help(command, module))
             return EXIT_OK
-        if any(arg in FULL_HELP_ARGS for arg in before_separator(args)):
+        if any(arg in startup.FULL_HELP_ARGS for arg in before_separator(args)):
             print(flags.FLAGS.get_help())
             return EXIT_OK
         positional = flags.FLAGS([f"keras_onebit {command}", *args])
