@@ -113,6 +113,7 @@ def run(command, args):
     try:
         module = importlib.import_module(COMMANDS[command].module)
         define_debug_flag()
+        define_dash_aliases()
         if any(arg in startup.HELP_ARGS for arg in before_separator(args)):
             print(command_help(command, module))
             return EXIT_OK
@@ -142,6 +143,20 @@ def define_debug_flag():
 
     if "debug" not in flags.FLAGS:
         flags.DEFINE_bool("debug", False, DEBUG_HELP)
+
+
+def define_dash_aliases():
+    """The one alias policy of every command: each flag spelled with underscores
+    (--data_dir) is also accepted with dashes (--data-dir)."""
+    from absl import flags
+
+    for module, defined in flags.FLAGS.flags_by_module_dict().items():
+        if not module.startswith("keras_onebit"):
+            continue
+        for flag in list(defined):
+            alias = flag.name.replace("_", "-")
+            if alias != flag.name and alias not in flags.FLAGS:
+                flags.DEFINE_alias(alias, flag.name, module_name=module)
 
 
 def quiet_python_logs(debug):

@@ -52,6 +52,13 @@ USER_ERRORS = {
     "train_distill_not_at_restart": (["train", "--teacher", "t.npy", "--distill_from_epoch",
                                       "3"], "end of a warm-restart cycle"),
     "teacher_without_out": (["teacher", "--model", "wrn_20_1"], "--out"),
+    "teacher_factory_without_weights": (["teacher", "--model", "wrn_20_1", "--out", "t.npy"],
+                                        "--model wrn_20_1 is a factory name without weights"),
+    "eval_factory_without_weights": (["eval", "--model", "wrn_20_1"],
+                                     "--model wrn_20_1 is a factory name without weights"),
+    "eval_agree_with_factory": (["eval", "--model", "wrn_20_1-cifar10-1bit", "--agree_with",
+                                 "wrn_20_1"], "--agree_with wrn_20_1 is a factory name"),
+    "export_factory_without_weights": (["export", "--model", "wrn_20_1"], "--seeded"),
     "teacher_unknown_model": (["teacher", "--model", "nope", "--out", "t.npy"], "'nope'"),
     "hub_unknown_action": (["hub", "nosuch"], "'nosuch'"),
     "hub_verify_without_entry": (["hub", "verify"], "--entry"),
@@ -141,8 +148,8 @@ def runs(tmp_path_factory):
         if name not in STANDALONE:
             drivers[args[0]][name] = (args, False)
     drivers["train"]["debug"] = (["train", "--out", "/proc/x", "--debug"], False)
-    drivers["export"]["full_disk"] = (["export", "--model", "wrn_20_1", "--formats", "float",
-                                       "--images", "1", "--out", str(tmp / "full")], True)
+    drivers["export"]["full_disk"] = (["export", "--model", "wrn_20_1", "--seeded", "--formats",
+                                       "float", "--images", "1", "--out", str(tmp / "full")], True)
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         jobs = [pool.submit(run_driver, cases, tmp / f"{command}.json")
                 for command, cases in drivers.items()]

@@ -44,8 +44,8 @@ def test_default_model_exports_with_report(tmp_path, cifar10):
             f"{folder.name}_micro.tflite"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
     report = json.loads((folder / "report.json").read_text())
-    source = report["model"]["source"]
-    assert source.startswith(("hub model", "seeded wrn_20_1"))
+    assert report["model"]["source"] == f"hub model {kob.hub.default_model_id()}"
+    assert folder.name == kob.hub.default_model_id()
     rows = report["formats"]
     assert rows["float"]["max_rel_diff"] <= 1e-4 and rows["float"]["latency_ms"] > 0
     assert rows["archive"]["max_abs_diff"] == 0
@@ -85,7 +85,7 @@ def test_bad_formats_fail_before_work(tmp_path):
 def test_unwritable_output_fails_before_work(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    proc = run_export("--model", "wrn_20_1", "--out", str(blocker / "export"))
+    proc = run_export("--model", "wrn_20_1", "--seeded", "--out", str(blocker / "export"))
     assert proc.returncode == 2
     assert f"--out {blocker / 'export'}: cannot create this folder" in proc.stderr
     assert "loading" not in proc.stdout
@@ -114,3 +114,54 @@ def test_arena_margin_is_16_kB_or_5_percent():
     for minimum in (1024, 320 * 1024, 400 * 1024, 10 << 20):
         margin = micro.arena_margin(minimum)
         assert margin >= max(16 * 1024, 0.05 * minimum) and margin % 1024 == 0
+
+
+def tampered_default_hub(tmp_path):
+    """A hub folder whose copy of the default entry has one bit of its weights flipped."""
+    import shutil
+
+    model_id = kob.hub.default_model_id()
+    entry = tmp_path / "hub" / model_id
+    shutil.copytree(ROOT / "pretrained" / model_id, entry)
+    (weights,) = entry.glob("*.onebit")
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    weights.write_bytes(bytes(data))
+    return tmp_path / "hub"
+
+
+def test_tampered_default_model_fails_and_writes_nothing(tmp_path):
+    hub = tampered_default_hub(tmp_path)
+    out = tmp_path / "export"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_ONEBIT_HUB": str(hub)}
+    proc = subprocess.run([sys.executable, "-m", "keras_onebit", "export", "--model", "default",
+                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (line,) = proc.stderr.strip().splitlines()
+    assert f"the default hub model {kob.hub.default_model_id()} cannot be loaded" in line
+    assert "nothing was exported" in line and "hub verify" in line
+    assert not out.exists() and "seeded" not in proc.stdout
+
+
+def test_factory_name_without_weights_is_refused_unless_seeded(tmp_path):
+    proc = run_export("--model", "wrn_20_1", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert "--model wrn_20_1 is a factory name without weights" in proc.stderr
+    assert "--seeded" in proc.stderr and not (tmp_path / "out").exists()
+    proc = run_export("--model", "default", "--seeded", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "--seeded needs a registered factory name" in proc.stderr
+
+
+def test_seeded_export_is_named_so(tmp_path):
+    proc = run_export("--model", "wrn_20_1", "--seeded", "--formats", "float", "--out",
+                      str(tmp_path), "--images", "4", "--latency_runs", "1",
+                      "--representative", "8", "--data-dir", str(ROOT.parent / "shared/data"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (folder,) = tmp_path.iterdir()
+    assert folder.name == "wrn_20_1-seeded"
+    assert {p.name for p in folder.iterdir()} >= {"wrn_20_1-seeded_float.tflite",
+                                                   "wrn_20_1-seeded.onebit"}
+    report = json.loads((folder / "report.json").read_text())
+    assert report["model"]["source"].startswith("seeded wrn_20_1 (random weights on request")
+    assert "seeded wrn_20_1 (random weights" in (folder / "report.md").read_text()

@@ -179,3 +179,30 @@ def test_fully_binary_wrn_binarizes_every_block_conv_input(tmp_path):
     loaded = keras.models.load_model(path)
     assert type(loaded.get_layer(quantized[0]).input_quantizer).__name__ == "SteSign"
     np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+
+
+def test_bireal_20_2_cifar_census_and_parameter_free_shortcuts():
+    model = kob.models.bireal_20_2()
+    convs = [layer for layer in model.layers if isinstance(layer, kob.BinaryConv2D)]
+    assert len(convs) == 18 and model.name == "bireal_20_2"
+    # 32*32*9*6 + (32*64 + 5*64*64)*9 + (64*128 + 5*128*128)*9
+    assert kob.summary(model, print_fn=lambda *a: None)["binary_weights"] == 1_069_056
+    assert [c.filters for c in convs] == [32] * 6 + [64] * 6 + [128] * 6
+    stem = model.get_layer("stem_conv")
+    assert stem.kernel_size == (3, 3) and stem.strides == (1, 1)
+    assert not any(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers)
+    assert not [layer for layer in model.layers if layer.name.endswith("_proj")]
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    pooled = keras.Model(model.input, model.get_layer("stage2_block1_pool").output)(x)
+    repeated = model.get_layer("stage2_block1_repeat")
+    out = keras.Model(model.input, repeated.output)(x).numpy()
+    np.testing.assert_array_equal(out, np.concatenate([pooled, pooled], axis=-1))
+    assert model.output_shape == (None, 10)
+
+
+def test_bireal_repeat_shortcut_needs_multiple_widths():
+    with pytest.raises(kob.ConfigError, match="multiple of the one before"):
+        kob.models.bireal_net((1, 1), widths=(16, 24), stem="cifar", shortcut="repeat",
+                              input_shape=(32, 32, 3))
+    with pytest.raises(kob.ConfigError, match="stem must be one of"):
+        kob.models.bireal_net((1, 1), widths=(16, 32), stem="tiny", input_shape=(32, 32, 3))

@@ -25,6 +25,21 @@ def writable_folder(path, flag):
     return folder
 
 
+def creatable_folder(path, flag):
+    """Checks, without creating anything, that folder `path` exists or can be
+    created and written to (its nearest existing ancestor is a writable folder);
+    `flag` names it in the error. `writable_folder` creates it later."""
+    folder = pathlib.Path(path).expanduser().absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{flag} {path}: cannot create this folder ({existing} is a file); "
+                          "choose a folder you may write to.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "the folder is" if existing == folder else f"{existing} is"
+        raise ConfigError(f"{flag} {path}: {what} not writable; choose another one.")
+    return folder
+
+
 def existing_file(path, flag, what):
     """`path` as a Path if it exists; else a ConfigError naming `flag` and `what` it should be."""
     found = pathlib.Path(path).expanduser()
@@ -83,6 +98,13 @@ def check_model(flag, spec, weights=None):
     if weights and spec not in factories:
         raise ConfigError(f"--weights needs a registered factory name as --model "
                           f"({', '.join(factories)}), got {spec!r}.")
+    if spec in factories and not weights and flag == "--model":
+        raise ConfigError(f"{flag} {spec} is a factory name without weights: it would be "
+                          "randomly initialised; give --weights (a data set name, hub id or "
+                          "file) or a hub id (python -m keras_onebit hub list).")
+    if spec in factories and flag != "--model":
+        raise ConfigError(f"{flag} {spec} is a factory name: it would be randomly initialised; "
+                          "give a hub id or a file (python -m keras_onebit hub list).")
     ids = hub_ids()
     if not known_model(spec, factories, ids):
         raise unknown_model(flag, spec, factories, ids)
@@ -106,7 +128,7 @@ def build_model(spec, weights=None, dataset="cifar10"):
 
 
 def define_model_flags(what="the model"):
-    """Defines --model, --weights, --dataset and --data_dir (alias --data-dir),
+    """Defines --model, --weights, --dataset and --data_dir,
     as `check_model` / `build_model` take them; `what` names the model in --help."""
     from keras_onebit import data
 
@@ -116,4 +138,3 @@ def define_model_flags(what="the model"):
     flags.DEFINE_enum("dataset", "cifar10", list(data.CLASSES), "Data set.")
     flags.DEFINE_string("data_dir", None, "Folder with <dataset>.npz (default: $KERAS_ONEBIT_DATA, "
                         "../shared/data, ~/.keras/datasets).")
-    flags.DEFINE_alias("data-dir", "data_dir")

@@ -6,9 +6,10 @@
 
 Writes export/<model>/: <model>.onebit (packed archive), <model>_<format>.tflite,
 model_data.cc/.h (micro), report.json and report.md. `--model default` is the
-hub's default pretrained model; when it cannot be loaded, a seeded wrn_20_1
-with batch-norm statistics measured on real CIFAR-10 images stands in (the
-report says which).
+hub's default pretrained model; when it cannot be loaded (a failed checksum, a
+missing file), the command stops with one line and writes nothing. A factory
+name needs `--weights`, or `--seeded` to export a randomly initialised model
+on purpose (its files and report are named <factory>-seeded).
 """
 
 import pathlib
@@ -25,7 +26,10 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "default", "Model: 'default' (hub default), a hub id, or a "
                     "registered factory name (keras_onebit.models.list_models()).")
 flags.DEFINE_string("weights", None, "Weights: a .onebit archive, a .keras model or a "
-                    ".weights.h5 file; without it a factory model is seeded.")
+                    ".weights.h5 file (with a factory name as --model).")
+flags.DEFINE_bool("seeded", False, "With a factory name and no --weights: export a randomly "
+                  "initialised model (set_random_seed(--seed), BN statistics from real images), "
+                  "named <factory>-seeded, to try the pipeline.")
 flags.DEFINE_string("formats", "float,int8,int4,packed,packed_int8,micro",
                     "Comma-separated formats.")
 flags.DEFINE_string("out", "export", "Output root: files go to <out>/<model>/.")
@@ -51,19 +55,30 @@ def log(text, flush=True):
     print(text, flush=flush)
 
 
-def check_model_flags(name, weights):
+def check_model_flags(name, weights, seeded=False):
     """Refuses, before any data is loaded or model built, a --weights file that is
-    missing or of an unknown kind, and a --model the exporter cannot resolve."""
+    missing or of an unknown kind, a --model the exporter cannot resolve, and a
+    factory name with neither --weights nor --seeded (random weights on purpose only)."""
     if weights:
         common.existing_file(weights, "--weights", WEIGHT_KINDS)
         if not str(weights).endswith(WEIGHT_FORMATS):
             raise ConfigError(f"--weights {weights}: unknown kind of file; give {WEIGHT_KINDS}.")
+        if seeded:
+            raise ConfigError("--seeded exports random weights; it cannot be combined with "
+                              f"--weights {weights}: drop one of the two.")
         if str(weights).endswith((".onebit", ".keras")):
             return  # the file holds the architecture; --model only names the export
     factories = models.list_models()
     if weights and name not in factories and name != "default":
         raise ConfigError(f"--weights {weights} (weights only) needs a registered factory name "
                           f"as --model ({', '.join(factories)}), got {name!r}.")
+    if seeded and name not in factories:
+        raise ConfigError(f"--seeded needs a registered factory name as --model "
+                          f"({', '.join(factories)}), got {name!r}: a hub model has its weights.")
+    if name in factories and not weights and not seeded:
+        raise ConfigError(f"--model {name} is a factory name without weights: give --weights "
+                          "FILE, a hub id (python -m keras_onebit hub list), or --seeded to "
+                          "export a randomly initialised model on purpose.")
     hub_ids = common.hub_ids()
     if name != "default" and name not in factories and name not in hub_ids:
         raise common.unknown_model("--model", name, factories, hub_ids)
@@ -104,32 +119,34 @@ def seeded_model(name, images, seed=0, **kwargs):
 
 
 def resolve_model(name, weights, calibration, seed=0):
-    """(model, export name, description of where it came from)."""
+    """(model, export name, description of where it came from). A hub model that
+    cannot be loaded is a HubError: never replaced by random weights."""
     if weights:
         path = pathlib.Path(weights)
         model = load_weights_file(name, path)
         return model, (model.name if name == "default" else name), f"weights {path}"
-    if name not in models.list_models():
-        try:
-            from keras_onebit import hub
+    if name in models.list_models():  # check_model_flags let it through: --seeded
+        model = seeded_model(name, calibration, seed=seed)
+        return model, f"{name}-seeded", (
+            f"seeded {name} (random weights on request, --seeded: set_random_seed({seed}), BN "
+            f"statistics from {len(calibration)} real training images)")
+    return load_hub_model(name)
 
-            model_id = hub.default_model_id() if name == "default" else name
-            model = hub.load(model_id)
-            return model, model_id, f"hub model {model_id}"
-        except (ImportError, AttributeError, OSError, ValueError, KeyError) as e:
-            if name != "default":
-                raise
-            reason = f"{type(e).__name__}: {e}"
-        log(f"default hub model unavailable ({reason}); using a seeded wrn_20_1")
-        model = seeded_model("wrn_20_1", calibration, seed=seed)
-        return model, "wrn_20_1-seeded", (
-            f"seeded wrn_20_1 (keras.utils.set_random_seed({seed}), BN statistics from "
-            f"{len(calibration)} CIFAR-10 training images); the default hub model was not "
-            f"available: {reason}")
-    model = seeded_model(name, calibration, seed=seed)
-    return model, f"{name}-seeded", (
-        f"seeded {name} (set_random_seed({seed}), BN statistics from {len(calibration)} "
-        "real training images); no --weights given")
+
+def load_hub_model(name):
+    """(model, hub id, description) of hub id `name` or of the hub default."""
+    from keras_onebit import hub
+
+    model_id = hub.default_model_id() if name == "default" else name
+    what = f"the default hub model {model_id}" if name == "default" else f"hub model {model_id}"
+    try:
+        model = hub.load(model_id)
+    except (Error, OSError, ValueError, KeyError) as e:
+        reason = " ".join(str(e).split()).rstrip(".") or type(e).__name__
+        raise hub.HubError(f"{what} cannot be loaded ({reason}); nothing was exported. Restore "
+                           "its files (git checkout pretrained/, or reinstall keras_onebit) and "
+                           "check them with python -m keras_onebit hub verify.") from e
+    return model, model_id, f"hub model {model_id}"
 
 
 def main(argv):
@@ -144,9 +161,8 @@ def main(argv):
     from keras_onebit.export.report import write
 
     formats = parse_formats(FLAGS.formats)
-    check_model_flags(FLAGS.model, FLAGS.weights)
-    common.writable_folder(FLAGS.out, "--out")  # fail early on an unwritable root
-    prepare_dir(pathlib.Path(FLAGS.out))
+    check_model_flags(FLAGS.model, FLAGS.weights, FLAGS.seeded)
+    common.creatable_folder(FLAGS.out, "--out")  # fail early, but create nothing yet
     log(f"loading {FLAGS.dataset}")
     data = load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir)
     x_test = data["x_test"]
@@ -159,6 +175,8 @@ def main(argv):
     model, name, source = resolve_model(FLAGS.model, FLAGS.weights,
                                         data["x_train"][:1000], FLAGS.seed)
     log(f"model: {source}")
+    common.writable_folder(FLAGS.out, "--out")  # only once the model is known: a failed
+    prepare_dir(pathlib.Path(FLAGS.out))        # load leaves nothing behind
     out_dir = pathlib.Path(FLAGS.out) / name
     command = "python -m keras_onebit export " + " ".join(sys.argv[2:] if len(
         sys.argv) > 2 and sys.argv[1] == "export" else sys.argv[1:])

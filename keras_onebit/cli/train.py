@@ -39,7 +39,6 @@ flags.DEFINE_integer("recompute_bn_batches", 0,
 flags.DEFINE_integer("seed", 0, "Seed of weights, shuffling and augmentation.", lower_bound=0)
 flags.DEFINE_string("data_dir", None,
                     "Data directory (default $KERAS_ONEBIT_DATA or ../shared/data).")
-flags.DEFINE_alias("data-dir", "data_dir")
 flags.DEFINE_bool("download", False,
                   "With no local copy, download MNIST / CIFAR (the files keras.datasets uses, "
                   "sha256-checked; needs network).")

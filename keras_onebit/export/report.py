@@ -13,19 +13,22 @@ import numpy as np
 from keras_onebit.export.files import write_text
 
 
-def litert_interpreter(model_bytes, threads=2):
+def litert_interpreter(model_bytes, threads=2, xnnpack=True):
+    """An allocated LiteRT interpreter; `xnnpack=False`: the builtin kernels only
+    (no default delegate), whose int8 arithmetic is TFLite's reference rounding."""
     from keras_onebit.errors import require
 
-    Interpreter = require("ai_edge_litert.interpreter", "export",
-                          "Running a .tflite model (LiteRT)").Interpreter
-    it = Interpreter(model_content=bytes(model_bytes), num_threads=threads)
+    module = require("ai_edge_litert.interpreter", "export", "Running a .tflite model (LiteRT)")
+    options = {} if xnnpack else {"experimental_op_resolver_type":
+                                  module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+    it = module.Interpreter(model_content=bytes(model_bytes), num_threads=threads, **options)
     it.allocate_tensors()
     return it
 
 
-def litert_outputs(model_bytes, images, threads=2):
+def litert_outputs(model_bytes, images, threads=2, xnnpack=True):
     """Outputs of a one-image-batch .tflite model for each image (float32 in)."""
-    return interpreter_outputs(litert_interpreter(model_bytes, threads), images)
+    return interpreter_outputs(litert_interpreter(model_bytes, threads, xnnpack), images)
 
 
 def interpreter_outputs(it, images):

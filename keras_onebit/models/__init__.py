@@ -6,7 +6,7 @@ Every factory takes the `keras.applications` arguments (`include_top`,
 ...). Registered names: `list_models()`; `get(name, **kwargs)` builds one.
 """
 
-from keras_onebit.models.bireal import bireal_18, bireal_34, bireal_net
+from keras_onebit.models.bireal import bireal_18, bireal_20_2, bireal_34, bireal_net
 from keras_onebit.models.registry import get, get_factory, list_models, register_model
 from keras_onebit.models.wrn import (
     wrn,
@@ -20,7 +20,7 @@ from keras_onebit.models.wrn import (
 )
 
 __all__ = [
-    "bireal_18", "bireal_34", "bireal_net",
+    "bireal_18", "bireal_20_2", "bireal_34", "bireal_net",
     "get", "get_factory", "list_models", "register_model", "wrn",
     "wrn_16_4", "wrn_20_1", "wrn_20_2", "wrn_20_4", "wrn_20_10", "wrn_20_20",
     "wrn_26_10",

@@ -24,6 +24,8 @@ weights are clipped to +-1 (`latent_clip`): under the magnitude-aware
 gradient a weight past +-1 gets zero gradient for ever otherwise.
 """
 
+import itertools
+
 import keras
 from keras import layers
 
@@ -38,12 +40,16 @@ WIDTHS = (64, 128, 256, 512)
 BN_EPSILON = 1e-5
 INPUT_SHAPE = (224, 224, 3)
 NAMED = {(4, 4, 4, 4): "bireal_18", (6, 8, 12, 6): "bireal_34"}
+STEMS = {"imagenet": (7, 2), "cifar": (3, 1)}  # stem conv size and stride
+SHORTCUTS = ("conv", "repeat")
+CIFAR_WIDTHS = (16, 32, 64)  # ResNet-20's; bireal_20_2 doubles them
 
 
 def bireal_net(stages, classes=1000, binary=True, input_shape=None, widths=WIDTHS,
                classifier_activation="softmax", weights=None, name=None, *, include_top=True,
                input_tensor=None, pooling=None, scale="mean_abs", gradient="magnitude_aware",
-               activation=None, weight_decay=0.0, latent_clip=None):
+               activation=None, weight_decay=0.0, latent_clip=None, stem="imagenet",
+               shortcut="conv"):
     """Builds a Bi-Real Net with `stages[i]` single-conv blocks of width `widths[i]`.
 
     The arguments `include_top`, `weights`, `input_tensor`, `input_shape`,
@@ -87,13 +93,21 @@ def bireal_net(stages, classes=1000, binary=True, input_shape=None, widths=WIDTH
         latent_clip: clip the binary convs' latent weights to
             +-`latent_clip`; default 1.0 with the clipped or magnitude-aware
             gradient (which give no gradient past +-1), else none.
+        stem: "imagenet" (the paper's 7x7/2 conv, BN and 3x3/2 max pool) or
+            "cifar" (a 3x3/1 conv and BN, no pooling: the CIFAR ResNets'
+            stem, as in the Bi-Real-20 of RBNN and IR-Net).
+        shortcut: of a block that halves the size, after a 2x2/2 average
+            pool: "conv" (a real 1x1 conv + BN, the paper's) or "repeat"
+            (the pooled channels repeated to the new width, no weights; the
+            width must be a multiple of the old one: the parameter-free
+            shortcut of the CIFAR ResNets, which pad with zeros instead).
 
     Returns:
         A functional `keras.Model`.
 
     Raises:
         ConfigError: a bad argument (stages vs widths, pooling, classes,
-            input_shape, input_tensor, weights), in one line.
+            input_shape, input_tensor, weights, stem), in one line.
         HubError: `weights` cannot be found or do not fit the model.
     """
     if len(stages) != len(widths):
@@ -103,22 +117,23 @@ def bireal_net(stages, classes=1000, binary=True, input_shape=None, widths=WIDTH
                     classifier_activation)
     img_input = model_input(input_tensor, input_shape, INPUT_SHAPE)
     x = _bn("input_bn")(img_input)
-    x = layers.Conv2D(widths[0], 7, strides=2, padding="same", use_bias=False,
-                      name="stem_conv")(x)
-    x = _bn("stem_bn")(x)
-    x = layers.MaxPooling2D(3, 2, padding="same", name="stem_pool")(x)
+    if shortcut not in SHORTCUTS:
+        raise ConfigError(f"shortcut must be one of {list(SHORTCUTS)}, got {shortcut!r}.")
+    if shortcut == "repeat" and any(b % a for a, b in itertools.pairwise(widths)):
+        raise ConfigError(f'shortcut="repeat" needs each width a multiple of the one before, '
+                          f"got widths {tuple(widths)}.")
+    x = _stem(x, widths[0], stem)
     for stage, (blocks, width) in enumerate(zip(stages, widths, strict=True)):
         for block in range(blocks):
             down = block == 0 and x.shape[-1] != width
             x = _block(x, width, down, f"stage{stage + 1}_block{block + 1}", binary, scale,
-                       gradient, activation or "relu", conv_options)
+                       gradient, activation or "relu", conv_options, shortcut)
     if include_top:
         x = layers.GlobalAveragePooling2D(name="pool")(x)
         x = layers.Dense(classes, name="fc")(x)
     else:
         x = pool_features(x, pooling)
-    factory = (NAMED.get(tuple(stages), "bireal_net") if tuple(widths) == WIDTHS
-               else "bireal_net")
+    factory = _factory_name(stages, widths, stem, shortcut)
     return finish_model(img_input, input_tensor, x, name or f"bireal_{2 + sum(stages)}",
                         include_top=include_top, classifier_activation=classifier_activation,
                         weights=weights, factory=factory, classes=classes)
@@ -181,6 +196,67 @@ def bireal_34(classes=1000, binary=True, input_shape=None, *, include_top=True, 
     return bireal_net((6, 8, 12, 6), **locals())
 
 
+def _factory_name(stages, widths, stem, shortcut):
+    """The named factory these arguments build (its hub weights), else "bireal_net"."""
+    if stem == "cifar":
+        named = (tuple(stages) == (6, 6, 6) and shortcut == "repeat"
+                 and tuple(widths) == tuple(2 * w for w in CIFAR_WIDTHS))
+        return "bireal_20_2" if named else "bireal_net"
+    return NAMED.get(tuple(stages), "bireal_net") if tuple(widths) == WIDTHS else "bireal_net"
+
+
+def _stem(x, width, stem):
+    if stem not in STEMS:
+        raise ConfigError(f"stem must be one of {sorted(STEMS)}, got {stem!r}.")
+    size, strides = STEMS[stem]
+    x = layers.Conv2D(width, size, strides=strides, padding="same", use_bias=False,
+                      name="stem_conv")(x)
+    x = _bn("stem_bn")(x)
+    if stem == "imagenet":
+        x = layers.MaxPooling2D(3, 2, padding="same", name="stem_pool")(x)
+    return x
+
+
+@register_model
+def bireal_20_2(classes=10, binary=True, input_shape=(32, 32, 3), *, include_top=True,
+                weights=None, input_tensor=None, pooling=None, classifier_activation="softmax",
+                name="bireal_20_2", scale="mean_abs", gradient="magnitude_aware",
+                activation=None, weight_decay=0.0, latent_clip=None):
+    """Bi-Real-20 at twice ResNet-20's width, for CIFAR-sized images.
+
+    Builds `bireal_net((6, 6, 6), widths=(32, 64, 128), stem="cifar")`: a
+    3x3 stem conv (real), 18 binary 3x3 convs, each with a real shortcut
+    (the Bi-Real-20 of RBNN and IR-Net, whose ResNet-20 has widths 16, 32,
+    64); where the size halves, the shortcut is the average-pooled input
+    repeated to the doubled width (no weights, `shortcut="repeat"`); the
+    dense layer is real. 1,069,056 binary weights (about 134 kB at one bit).
+
+    Args:
+        classes: outputs of the dense layer (default 10, CIFAR-10).
+        binary: binary weights and activations (True) or the real-valued
+            net (False; `activation` "relu" by default).
+        input_shape: (height, width, channels); default (32, 32, 3).
+        include_top: False returns the backbone (before the global pooling
+            and the dense layer).
+        weights: None, a data set name, a hub model id or a path.
+        input_tensor: a Keras tensor to build the model on.
+        pooling: None, "avg" or "max" (with `include_top=False`).
+        classifier_activation: "softmax" or None for the logits.
+        name: model name.
+        scale, gradient, activation, weight_decay, latent_clip: as
+            `bireal_net`.
+
+    Returns:
+        A functional `keras.Model`.
+
+    Raises:
+        ConfigError: a bad argument, in one line.
+        HubError: `weights` cannot be found or do not fit the model.
+    """
+    return bireal_net((6, 6, 6), widths=tuple(2 * w for w in CIFAR_WIDTHS), stem="cifar",
+                      shortcut="repeat", **locals())
+
+
 def _bn(name):
     return layers.BatchNormalization(epsilon=BN_EPSILON, name=name)
 
@@ -202,7 +278,7 @@ def _conv_options(binary, activation, gradient, weight_decay, latent_clip):
 
 
 def _block(x, width, down, prefix, binary, scale="mean_abs", gradient="magnitude_aware",
-           activation="relu", conv_options=None):
+           activation="relu", conv_options=None, shortcut="conv"):
     if binary:
         y = x
     elif activation == "relu":
@@ -217,7 +293,16 @@ def _block(x, width, down, prefix, binary, scale="mean_abs", gradient="magnitude
     )(y)
     y = _bn(f"{prefix}_bn")(y)
     if down:
-        x = layers.AveragePooling2D(2, 2, name=f"{prefix}_pool")(x)
-        x = layers.Conv2D(width, 1, use_bias=False, name=f"{prefix}_proj")(x)
-        x = _bn(f"{prefix}_proj_bn")(x)
+        x = _down_shortcut(x, width, prefix, shortcut)
     return layers.Add(name=f"{prefix}_add")([x, y])
+
+
+def _down_shortcut(x, width, prefix, shortcut):
+    """The shortcut of a block that halves the size: average pool 2x2/2, then
+    a real 1x1 conv + BN ("conv", the paper's), or the pooled channels twice
+    ("repeat": no weights, for a width that doubles)."""
+    x = layers.AveragePooling2D(2, 2, name=f"{prefix}_pool")(x)
+    if shortcut == "repeat":
+        return layers.Concatenate(name=f"{prefix}_repeat")([x] * (width // x.shape[-1]))
+    x = layers.Conv2D(width, 1, use_bias=False, name=f"{prefix}_proj")(x)
+    return _bn(f"{prefix}_proj_bn")(x)

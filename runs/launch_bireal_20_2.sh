@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Issue 27: the fully binary bireal_20_2 (binary weights and activations in its 18 3x3 convs) on CIFAR-10
+# for 62 epochs (five warm-restart cycles, 2+4+8+16+32), bfloat16 activations (the shipped model is rebuilt
+# in float32), one thread so the other core stays free. Epochs 1-6: the cross-entropy; epochs 7-62:
+# knowledge distillation (T = 4, w = 0.9) from the authors' WRN-20-10, whose probabilities
+# runs/teacher_bireal_20_2.sh writes once (it runs beside the first epochs; the run waits for it at epoch 6).
+# Resumable: every epoch writes runs/bireal_20_2-cifar10-1bit/checkpoint.keras + state.json; run this
+# script again to continue. No weight decay on the binary net (Bi-Real's binary training); $1 = --float
+# trains the real-valued twin (ReLU, weight decay 5e-4, the WRN recipe's) the same
+# way into runs/bireal_20_2-cifar10-float/. THREADS=2 (environment) gives a run both cores.
+cd "$(dirname "$0")/.."
+export TF_CPP_MIN_LOG_LEVEL=2
+TEACHER=runs/bireal_20_2-cifar10-teacher.npy
+KIND=1bit
+[ "${1:-}" = "--float" ] && KIND=float
+OUT=runs/bireal_20_2-cifar10-$KIND
+DECAY=$([ $KIND = float ] && echo 5e-4 || echo 0)
+TRAIN=".venv/bin/python -m keras_onebit train --model bireal_20_2 --dataset cifar10 --threads ${THREADS:-1}
+    --dtype_policy mixed_bfloat16 --weight_decay $DECAY --verbose 2 --resume --out $OUT ${1:-}"
+[ -f $TEACHER ] || $TRAIN --epochs 6 >> $OUT.log 2>&1 || exit 1
+until [ -f $TEACHER ]; do sleep 60; done
+$TRAIN --epochs 62 --teacher $TEACHER --distill_from_epoch 6 >> $OUT.log 2>&1

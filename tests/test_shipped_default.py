@@ -1,0 +1,70 @@
+"""The headline claims, proven on what ships: the hub default's exports in every
+TFLite format on the 1000 exact CIFAR-10 test images.
+
+- `packed` computes what `float` computes (to float rounding: the same kernels,
+  other operators);
+- `packed_int8` is bit-identical to `int8` on LiteRT's builtin kernels (with
+  XNNPACK, int8 runs XNNPACK's int8 convs, which round some values one step
+  differently: packed_int8's run-time filters keep it on the builtin kernels);
+- `micro` (TFLite Micro's 1-bit lookup tables) is bit-identical to `int8` in
+  the TFLite Micro interpreter (on the first MICRO_IMAGES: the Python TFLite
+  Micro interpreter takes ~0.2 s per image and model), and TFLite Micro's int8
+  is LiteRT's builtin int8;
+- `int8` picks Keras' class on >= 99% of the images.
+(tests/test_pretrained.py re-measures the Keras accuracy against the card.)
+"""
+
+import numpy as np
+import pytest
+
+import keras_onebit as kob
+from keras_onebit.export import micro, report, tflite
+
+IMAGES = 1000
+MICRO_IMAGES = 200
+
+
+@pytest.fixture(scope="module")
+def shipped(cifar10):
+    model = kob.hub.load(kob.hub.default_model_id())
+    index = np.flatnonzero(cifar10["test_exact_mask"])[:IMAGES]
+    assert len(index) == IMAGES
+    images = cifar10["x_test"][index].astype("float32")
+    keras_out = model.predict(images, batch_size=100, verbose=0)
+    representative = cifar10["x_train"][:200].astype("float32")
+    files = {fmt: tflite.convert(model, fmt, representative)
+             for fmt in ("float", "int8", "packed", "packed_int8")}
+    return images, keras_out, files
+
+
+def test_packed_computes_float(shipped):
+    images, _, files = shipped
+    plain = report.litert_outputs(files["float"], images)
+    packed = report.litert_outputs(files["packed"], images)
+    np.testing.assert_allclose(packed, plain, rtol=0, atol=1e-5)
+    assert (packed.argmax(1) == plain.argmax(1)).all()
+
+
+@pytest.fixture(scope="module")
+def builtin_int8(shipped):
+    images, _, files = shipped
+    return report.litert_outputs(files["int8"], images, xnnpack=False)
+
+
+def test_packed_int8_is_bit_identical_to_int8(shipped, builtin_int8):
+    images, keras_out, files = shipped
+    packed = report.litert_outputs(files["packed_int8"], images, xnnpack=False)
+    np.testing.assert_array_equal(packed, builtin_int8)
+    xnnpack = report.litert_outputs(files["int8"], images)
+    for out in (builtin_int8, xnnpack, report.litert_outputs(files["packed_int8"], images)):
+        assert report.compare(keras_out, out)["argmax_agreement"] >= 0.99
+
+
+def test_micro_is_bit_identical_to_int8_in_tflite_micro(shipped, builtin_int8):
+    images, _, files = shipped
+    images = images[:MICRO_IMAGES]
+    compressed = micro.compress(files["int8"])
+    out = micro.run(compressed, images, micro.minimum_arena(compressed, images[0]))
+    int8 = micro.run(files["int8"], images, micro.minimum_arena(files["int8"], images[0]))
+    np.testing.assert_array_equal(out, int8)
+    np.testing.assert_array_equal(int8, builtin_int8[:MICRO_IMAGES])
