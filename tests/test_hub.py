@@ -10,6 +10,7 @@ import pytest
 from hub_helpers import keras_layout_dict, matlab_layout_dict, randomize_bn, save_mat
 
 import keras_onebit as kob
+from keras_onebit import data as datasets
 from keras_onebit import hub
 from keras_onebit.hub import registry
 from tests.conftest import ROOT
@@ -337,7 +338,14 @@ def test_cli_hub_import_list_and_eval(env, capsys):
     assert code == 0, err
     result = json.loads(result_file.read_text())
     assert result["test_images"] == 1010 and result["exact_images"] == 1000
-    assert 0 <= result["exact_error"] <= 100 and "exact test images" in out
+    # the printed and written numbers are those of the same files loaded here
+    d = datasets.load_dataset("cifar10")
+    pred = hub.load("tiny").predict(d["x_test"][:1010].astype("float32"), verbose=0).argmax(1)
+    wrong = pred != d["y_test"][:1010]
+    exact_error = 100.0 * wrong[d["test_exact_mask"][:1010]].mean()
+    assert result["exact_error"] == pytest.approx(exact_error)
+    assert result["test_error"] == pytest.approx(100.0 * wrong.mean())
+    assert f"top-1 error, 1000 exact test images: {exact_error:.2f}%" in out
     code, out, err = _run(["eval", "--model", "wrn_8_1", "--weights", "x"], capsys)
     assert code == 2 and "registered factory name" in err
     code, out, err = _run(["hub", "verify", "--entry", "tiny"], capsys)

@@ -19,6 +19,8 @@ FILES = {
     "wrn_20_10-cifar100-1bit": "CIFAR100_allparams.mat",
     "wrn_20_10-cifar100-1bit-matlab": "TrainedWideResNet20-10_CIFAR100_1-bit-per-weight-4MB.mat",
 }
+AGREEMENT_IMAGES = 400
+AGREEMENT_THRESHOLD = 0.52  # between the measured 0.560 (right) and 0.417 (wrong padding)
 EXPECTED_KEY = {"wrn_20_10-cifar10-1bit": "keras_allparams_cifar10",
                 "wrn_20_10-cifar10-1bit-matlab": "matlab_cifar10"}
 
@@ -96,16 +98,23 @@ def test_factory_weights_argument(official, cifar10, expected):
 
 
 def test_cifar100_layouts_load_and_agree(official, cifar10):
-    x = cifar10["x_test"][:32].astype("float32")
+    """No CIFAR-100 test set here, so the two independently trained CIFAR-100 nets
+    (Keras and MATLAB layouts) are compared with each other on CIFAR-10 images: imported
+    right they pick the same top-1 class on 56.0% of these 400 (59% of 1000); the MATLAB
+    net imported with the wrong padding ("same" instead of its symmetric padding) on
+    41.7% (43%). The test runs that wrong import too, so it shows it tells them apart."""
+    x = cifar10["x_test"][:AGREEMENT_IMAGES].astype("float32")
     keras_model = kob.models.wrn_20_10(classes=100, weights="cifar100")
     matlab_model = hub.load("wrn_20_10-cifar100-1bit-matlab")
-    a, b = keras_model.predict(x, verbose=0), matlab_model.predict(x, verbose=0)
-    assert a.shape == b.shape == (32, 100)
+    wrong = kob.models.wrn_20_10(classes=100, stem_relu=True, padding="same")
+    wrong.set_weights(matlab_model.get_weights())
+    a, b, c = (m.predict(x, batch_size=100, verbose=0)
+               for m in (keras_model, matlab_model, wrong))
+    assert a.shape == b.shape == (AGREEMENT_IMAGES, 100)
     np.testing.assert_allclose(a.sum(1), 1.0, atol=1e-4)
-    # Two independently trained nets on out-of-domain images (no CIFAR-100 test set here).
-    # On these 32: 47% same top-1, 78% top-1 within the other's top-5 (1000 images: 59%, 90%;
-    # the MATLAB file imported with the wrong padding agrees 43%: docs/HUB.md).
-    agreement = np.mean(a.argmax(1) == b.argmax(1))
-    in_top5 = np.mean([a[i].argmax() in np.argsort(b[i])[-5:] for i in range(len(a))])
-    assert agreement >= 0.35 and in_top5 >= 0.7, (agreement, in_top5)
-    assert len(set(a.argmax(1))) >= 16 and len(set(b.argmax(1))) >= 16  # not collapsed
+    right = np.mean(a.argmax(1) == b.argmax(1))
+    wrong_padding = np.mean(a.argmax(1) == c.argmax(1))
+    print(f"top-1 agreement with the Keras-layout net: {right:.3f} (wrong padding "
+          f"{wrong_padding:.3f})")
+    assert right >= AGREEMENT_THRESHOLD > wrong_padding, (right, wrong_padding)
+    assert len(set(a.argmax(1))) >= 30 and len(set(b.argmax(1))) >= 30  # not collapsed

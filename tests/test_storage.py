@@ -106,10 +106,9 @@ def test_dense_and_config_round_trip():
         BinaryDense(3, input_storage="two_bits")
 
 
-def test_wrn_trains_with_stochastic_storage():
-    with np.load("../shared/data/mnist.npz", allow_pickle=False) as d:
-        x = d["x_train"][:256, ..., None].astype("float32")
-        y = d["y_train"][:256]
+def test_wrn_trains_with_stochastic_storage(mnist):
+    x = mnist["x_train"][:256, ..., None].astype("float32")
+    y = mnist["y_train"][:256]
     keras.utils.set_random_seed(0)
     model = models.wrn(8, 1, input_shape=(28, 28, 1), input_storage="stochastic_1bit")
     model.compile(keras.optimizers.SGD(0.05, momentum=0.9), "sparse_categorical_crossentropy")
