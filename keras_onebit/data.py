@@ -36,6 +36,7 @@ import zlib
 import numpy as np
 
 from keras_onebit.errors import Error, require
+from keras_onebit.fileio import regular_file
 
 DATASETS = ("mnist", "cifar10", "cifar100", "svhn")
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -115,7 +116,7 @@ def load_dataset(name, data_dir=None, download=False):
 def _load_local(name, directory):
     """(arrays, the file or folder they came from), or None if there is no copy."""
     npz = directory / f"{name}.npz"
-    if npz.is_file():
+    if npz.exists():
         return _load_npz(npz), npz
     if name in ("cifar10", "cifar100"):
         folder = directory / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
@@ -171,6 +172,7 @@ def _check_npz_members(path):
 
 
 def _load_npz(path):
+    regular_file(path, "a .npz data file", DataError)
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty (0 bytes), not a .npz file.")
     try:
@@ -251,8 +253,9 @@ def _latin1(text, encoding="utf-8"):
 
 
 def _unpickle(path):
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"Missing CIFAR file {path}.")
+    regular_file(path, "a CIFAR batch file", DataError)
     try:
         with open(path, "rb") as f:
             batch = _SafeUnpickler(f, os.fstat(f.fileno()).st_size, encoding="bytes").load()
@@ -385,8 +388,9 @@ def _load_svhn_mat(path, split):
     loadmat = scipy_io().loadmat
     from scipy.io.matlab import MatReadError
 
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"Missing SVHN file {path}.")
+    regular_file(path, "an SVHN .mat file", DataError)
     try:
         check_mat_sizes(path)
         mat = loadmat(path)

@@ -8,7 +8,8 @@ import pathlib
 from absl import flags
 
 from keras_onebit import _startup as startup
-from keras_onebit.errors import ConfigError
+from keras_onebit.errors import ConfigError, Error
+from keras_onebit.fileio import regular_file
 
 
 def writable_folder(path, flag):
@@ -112,7 +113,6 @@ def check_model(flag, spec, weights=None):
 
 def build_model(spec, weights=None, dataset="cifar10"):
     """A Keras model from a hub id / path / .keras file / factory name."""
-    import keras
 
     from keras_onebit import data, hub, models
 
@@ -123,8 +123,29 @@ def build_model(spec, weights=None, dataset="cifar10"):
         raise ConfigError(f"--weights needs a registered factory name as --model "
                          f"({', '.join(models.list_models())}), got {spec!r}.")
     if str(spec).endswith(".keras"):
-        return keras.saving.load_model(spec)
+        return load_keras_file(spec, "--model")
     return hub.load(spec)
+
+
+def load_keras_file(path, flag):
+    """The model in a .keras file; a file that is not a regular file or that Keras
+    cannot read is a one-line ConfigError naming `flag`."""
+    import zipfile
+
+    import keras
+
+    path = regular_file(path, "a .keras model file", ConfigError)
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(f"{flag} {path}: not a .keras file (a .keras model is a zip "
+                          f"archive; this one is truncated or of another kind, "
+                          f"{path.stat().st_size:,} bytes).")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as e:  # Keras raises ValueError, TypeError, KeyError, OSError...
+        if isinstance(e, Error):
+            raise
+        reason = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+        raise ConfigError(f"{flag} {path}: Keras cannot load this model ({reason}).") from e
 
 
 def define_model_flags(what="the model"):

@@ -21,6 +21,7 @@ from absl import flags
 from keras_onebit import data, models
 from keras_onebit.cli import common
 from keras_onebit.errors import ConfigError, Error
+from keras_onebit.fileio import regular_file
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "default", "Model: 'default' (hub default), a hub id, or a "
@@ -87,23 +88,21 @@ def check_model_flags(name, weights, seeded=False):
 def load_weights_file(name, path):
     """The model in a .onebit / .keras file, or factory `name` with .weights.h5 weights;
     a file Keras cannot read, or weights that do not fit, is a ConfigError."""
-    import keras
-
     from keras_onebit.export import load_packed
 
     if path.suffix == ".onebit":
         return load_packed(path)  # raises ExportError itself
+    if path.suffix == ".keras":
+        return common.load_keras_file(path, "--weights")
+    regular_file(path, WEIGHT_KINDS, ConfigError)
     try:
-        if path.suffix == ".keras":
-            return keras.models.load_model(path)
         model = models.get("wrn_20_1" if name == "default" else name)
         model.load_weights(path)
         return model
     except (ValueError, KeyError, OSError, zipfile.BadZipFile) as e:
         if isinstance(e, Error):  # already says what is wrong
             raise
-        target = "a model" if path.suffix == ".keras" else repr(name)
-        raise ConfigError(f"--weights {path}: Keras cannot load it into {target} ({e}); "
+        raise ConfigError(f"--weights {path}: Keras cannot load it into {name!r} ({e}); "
                           "check the file and --model.") from e
 
 

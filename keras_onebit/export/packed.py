@@ -36,6 +36,7 @@ from keras_onebit import quantizers, walk
 from keras_onebit.data import npy_header
 from keras_onebit.export.errors import ExportError
 from keras_onebit.export.files import atomic_write, check_writable
+from keras_onebit.fileio import regular_file
 from keras_onebit.latent import restore_kernel
 from keras_onebit.layers import is_binary
 
@@ -265,6 +266,7 @@ def _read_entry(path, zf, info):
 
 def _read_entries(path, names=ENTRIES):
     """{name: bytes} of the archive's entries `names`, after the directory checks."""
+    path = regular_file(path, "a .onebit archive", ExportError)
     try:
         archive_bytes = os.path.getsize(path)
         with zipfile.ZipFile(path) as zf:

@@ -4,6 +4,7 @@ import hashlib
 import os
 import re
 
+from keras_onebit.fileio import regular_file
 from keras_onebit.hub.errors import ChecksumError, HubError, TruncatedFileError
 
 CHUNK = 1 << 20
@@ -19,6 +20,7 @@ def sha256_file(path):
         The 64-character lowercase hex digest, a str.
     """
     digest = hashlib.sha256()
+    path = regular_file(path, "a weights file", HubError)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):
             digest.update(chunk)

@@ -15,6 +15,7 @@ import math
 import os
 import pathlib
 
+from keras_onebit.fileio import regular_file
 from keras_onebit.hub import registry
 from keras_onebit.hub.checksum import sha256_file, verify_file
 from keras_onebit.hub.download import MAT_FORMATS, download_entry
@@ -255,6 +256,7 @@ def _weights_file(name_or_path, sha256=None):
         return "packed", weights
     if path.is_dir():
         raise HubError(f"{path}: a folder without {registry.CONFIG_NAME}; not a hub entry.")
+    regular_file(path, "a .onebit or .mat weights file", HubError)
     if sha256:
         verify_file(path, sha256)
     elif (path.parent / registry.CONFIG_NAME).is_file():

@@ -26,6 +26,7 @@ import numpy as np
 
 from keras_onebit import data
 from keras_onebit.errors import ConfigError
+from keras_onebit.fileio import regular_file
 from keras_onebit.hub.checksum import sha256_file
 from keras_onebit.hub.errors import MatFormatError
 
@@ -102,8 +103,9 @@ def mcdonnell_model_id(classes, layout, depth=20, width=10):
 
 def _loadmat(path):
     path = pathlib.Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"{path}: no such .mat file.")
+    regular_file(path, "a .mat file of the authors' weights", MatFormatError)
     scipy_io = data.scipy_io()  # without scipy: MissingDependencyError naming the extra
     try:
         data.check_mat_sizes(path, MatFormatError, MAX_MAT_BYTES, "the authors' WRN files")

@@ -24,6 +24,7 @@ import pathlib
 import re
 import urllib.parse
 
+from keras_onebit.fileio import regular_file
 from keras_onebit.hub.errors import FieldError, HubError, InvalidIdError, UnknownModelError
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -126,8 +127,8 @@ def read_json(path, what):
             an object with a key twice.
     """
     path = pathlib.Path(path)
-    if path.exists() and not path.is_file():
-        raise HubError(f"{path}: the {what} is not a regular file.")
+    if path.exists():
+        regular_file(path, f"the {what}", HubError, MAX_JSON_BYTES)
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_JSON_BYTES + 1)

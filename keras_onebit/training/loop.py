@@ -24,6 +24,7 @@ from keras_onebit import data as datasets
 from keras_onebit import models
 from keras_onebit.errors import ConfigError
 from keras_onebit.export import files
+from keras_onebit.fileio import regular_file
 from keras_onebit.training import distribute
 from keras_onebit.training.distill import (
     DistillationLoss,
@@ -41,6 +42,7 @@ from keras_onebit.training.schedules import (
 )
 
 CHECKPOINT, STATE, LOG, CURVES = "checkpoint.keras", "state.json", "log.csv", "curves.png"
+MAX_STATE_BYTES = 1 << 16
 
 
 @dataclasses.dataclass
@@ -211,6 +213,7 @@ def load_teacher(path, images, classes):
         ConfigError: an unreadable file, another shape, or rows that are not
             probability distributions.
     """
+    regular_file(path, "a .npy file of teacher probabilities", ConfigError)
     try:
         probs = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -244,8 +247,9 @@ def epochs_done(out_dir):
         ConfigError: a state.json that is not `{"epochs_done": <int >= 0>, ...}`.
     """
     state = pathlib.Path(out_dir) / STATE
-    if not state.is_file():
+    if not state.exists():
         return 0
+    regular_file(state, "the run's state.json", ConfigError, MAX_STATE_BYTES)
     try:
         done = json.loads(state.read_text()).get("epochs_done")
     except (OSError, UnicodeDecodeError, ValueError, RecursionError, AttributeError) as e:
@@ -265,6 +269,8 @@ def load_checkpoint(out_dir):
             the file and what to remove to start over).
     """
     path = pathlib.Path(out_dir) / CHECKPOINT
+    if path.exists():
+        regular_file(path, "the run's checkpoint.keras", ConfigError)
     if not path.is_file():
         raise ConfigError(f"{path}: cannot resume, the checkpoint is missing although "
                           f"{STATE} records finished epochs; {_start_over(out_dir)}.")
