@@ -49,7 +49,12 @@ def restore_kernel(layer, signs, alpha):
             hi, lo = np.where(high, mid, hi), np.where(high, lo, mid + 1)
         return lo.astype(np.int32).view(np.float32)
 
-    common = bisect(lambda v: np.broadcast_to(v, signs.shape), alpha, 1 << 16)
+    # A first guess for a scale that is proportional to the magnitudes (mean |W|:
+    # alpha itself; a user's quantizer may scale it), then bisection around it.
+    guess = alpha * alpha / np.maximum(scale_of(np.broadcast_to(alpha, signs.shape)),
+                                       np.finfo(np.float32).tiny)
+    guess = np.where(np.isfinite(guess) & (guess > 0), guess, alpha).astype(np.float32)
+    common = bisect(lambda v: np.broadcast_to(v, signs.shape), guess, 1 << 16)
     base = np.broadcast_to(common, signs.shape).astype(np.float32)
 
     def with_last(v):

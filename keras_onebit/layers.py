@@ -151,6 +151,15 @@ class OneBitKernelMixin:
         self.check_packable()
         return ops.convert_to_numpy(self.kernel) >= 0
 
+    def stored_kernel_error(self):
+        """Largest |difference| between the forward kernel and alpha * sign(W),
+        what sign bits and a scale store (0.0 for every built-in quantizer; a
+        subclass with its own forward computation may differ)."""
+        signs = np.where(self.sign_bits(), np.float32(1), np.float32(-1))
+        stored = signs * self.kernel_alpha()
+        used = np.asarray(ops.convert_to_numpy(self.forward_kernel()), np.float32)
+        return float(np.max(np.abs(used - stored))) if used.size else 0.0
+
     def kernel_alpha(self):
         """float32 scale: shape () per layer or (C_out,) per channel."""
         self.check_packable()

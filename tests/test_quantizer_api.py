@@ -106,3 +106,45 @@ def test_non_sign_quantizer_trains_and_saves_but_export_refuses_it_by_name(tmp_p
     with pytest.raises(kob.Error, match="'conv'.*Ternary"):
         export.save_packed(model, tmp_path / "t.onebit")
     assert not (tmp_path / "t.onebit").exists()
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class ShiftedSign(quantizers.SignWeight):
+    """A SignWeight subclass whose forward kernel is not alpha * sign(W)."""
+
+    def __call__(self, kernel):
+        return super().__call__(kernel) + 0.01
+
+    def get_config(self):
+        return {}
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class RowMeanSign(quantizers.SignWeight):
+    """A per-channel scale of the user's own: mean |W| of each output channel, doubled."""
+
+    def __init__(self, **kwargs):
+        super().__init__(scale="mean_abs", gradient="magnitude_aware")
+
+    def alpha(self, kernel):
+        return 2.0 * super().alpha(kernel)
+
+    def get_config(self):
+        return {}
+
+
+def test_archive_refuses_a_quantizer_it_cannot_store(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = small_model(ShiftedSign())
+    with pytest.raises(export.ExportError, match="'conv'.*ShiftedSign.*other than alpha"):
+        export.save_packed(model, tmp_path / "m.onebit")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_archive_of_a_per_channel_custom_scale_reloads_exactly(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = small_model(RowMeanSign())
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 2)).astype("float32")
+    export.save_packed(model, tmp_path / "m.onebit")
+    loaded = export.load_packed(tmp_path / "m.onebit")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -118,6 +118,7 @@ def pack_model(model, metadata=None):
         }
         if id(w) in kernels:
             binary = kernels[id(w)]
+            _check_stored_exactly(binary)
             packed = np.packbits(binary.sign_bits().reshape(-1), bitorder=BIT_ORDER)
             alpha = binary.kernel_alpha().astype("<f4").reshape(-1)
             entry.update(kind="sign_bits", bits_offset=nbits, bits_nbytes=int(packed.size),
@@ -147,6 +148,18 @@ def pack_model(model, metadata=None):
     bits = np.concatenate(bits) if bits else np.zeros(0, np.uint8)
     floats = np.concatenate(floats) if floats else np.zeros(0, "<f4")
     return manifest, bits.astype(np.uint8), floats.astype("<f4")
+
+
+def _check_stored_exactly(layer):
+    """Refuses, before anything is written, a layer whose quantizer computes other
+    than alpha * sign(W): its sign bits and scale would reload as another model."""
+    error = layer.stored_kernel_error()
+    if error:
+        raise ExportError(
+            f"Layer {layer.name!r}: its kernel quantizer {type(layer.kernel_quantizer).__name__}"
+            f" computes a kernel other than alpha * sign(W) (off by up to {error:.3g}), so sign "
+            "bits and a scale cannot store it; the TFLite formats float / int8 export it "
+            "exactly, the .onebit archive cannot.")
 
 
 def packed_bytes(model, metadata=None):
@@ -733,7 +746,16 @@ def _tensor_value(path, entry, w, kernels, bits, floats):
         )
     if binary.switchable:
         binary.set_binary(True)  # the archive stores it one-bit
-    return restore_kernel(binary, *stored_signs(entry, bits, floats))
+    signs, alpha = stored_signs(entry, bits, floats)
+    kernel = restore_kernel(binary, signs, alpha)
+    forward = keras.ops.convert_to_numpy(binary.kernel_quantizer(kernel))
+    if not np.array_equal(forward, np.reshape(signs, forward.shape) * alpha):
+        raise ExportError(
+            f"{path}: {entry['path']}: layer {layer!r}'s kernel quantizer "
+            f"{type(binary.kernel_quantizer).__name__} does not give back the stored "
+            "alpha * sign(W) from any latent kernel tried; the archive cannot be loaded "
+            "into this architecture exactly.")
+    return kernel
 
 
 def stored_signs(entry, bits, floats):
