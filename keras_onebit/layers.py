@@ -46,6 +46,7 @@ class OneBitKernelMixin:
 
     def _init_onebit(self, binary=True, scale="he", gradient="ste", kernel_quantizer=None,
                      input_quantizer=None, switchable=False, input_storage=None):
+        quantizers.check_options(scale, gradient)
         if switchable and not binary:
             raise ConfigError("switchable=True needs binary=True: the switch turns the "
                               "layer from float to one-bit.")

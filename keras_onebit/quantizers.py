@@ -35,6 +35,28 @@ def sign(x):
     return ops.where(x >= 0, one, -one)
 
 
+def check_options(scale, gradient):
+    """Raises ConfigError (one line) unless `scale` is one of SCALES or a finite
+    positive number and `gradient` one of GRADIENTS: the one check of these
+    options, for quantizers and layers alike (their __init__ and from_config).
+
+    Args:
+        scale: the weight scale option.
+        gradient: the weight gradient option.
+
+    Raises:
+        ConfigError: naming the bad value and the accepted ones.
+    """
+    if isinstance(scale, str) or isinstance(scale, bool) or not isinstance(scale, int | float):
+        if scale not in SCALES:
+            raise ConfigError(f"Unknown scale {scale!r:.80}: expected one of {SCALES} or a "
+                              "positive float.")
+    elif not (math.isfinite(scale) and scale > 0):
+        raise ConfigError(f"scale must be a finite positive number, got {scale!r}.")
+    if not isinstance(gradient, str) or gradient not in GRADIENTS:
+        raise ConfigError(f"Unknown gradient {gradient!r:.80}: expected one of {GRADIENTS}.")
+
+
 def fan_in(shape):
     """Inputs that feed one output unit: every axis but the last (HWIO / IO).
 
@@ -121,15 +143,7 @@ class SignWeight(Quantizer):
     precision = 1
 
     def __init__(self, scale="he", gradient="ste"):
-        if isinstance(scale, bool) or (not isinstance(scale, (int, float))
-                                       and scale not in SCALES):
-            raise ConfigError(
-                f"Unknown scale {scale!r}: expected one of {SCALES} or a float."
-            )
-        if gradient not in GRADIENTS:
-            raise ConfigError(
-                f"Unknown gradient {gradient!r}: expected one of {GRADIENTS}."
-            )
+        check_options(scale, gradient)
         self.scale = float(scale) if isinstance(scale, (int, float)) else scale
         self.gradient = gradient
 
@@ -245,11 +259,31 @@ def _from_identifier(identifier, names, what):
             )
         return names[identifier]()
     if isinstance(identifier, dict):
-        quantizer = keras.saving.deserialize_keras_object(identifier)
-        if not isinstance(quantizer, Quantizer):
-            raise ConfigError(f"{identifier!r} is not a keras_onebit quantizer config.")
-        return quantizer
+        return _from_config(identifier, what)
     raise ConfigError(f"Cannot interpret {identifier!r} as a {what}.")
+
+
+def _from_config(config, what):
+    """The quantizer of a serialized config; only registered `Quantizer` classes
+    are built (nothing else a config names is looked up or called)."""
+    name = config.get("registered_name") or config.get("class_name")
+    cls = keras.saving.get_registered_object(name) if isinstance(name, str) else None
+    if cls is None and isinstance(name, str):
+        cls = keras.saving.get_registered_object(f"keras_onebit>{name}")
+    if not (isinstance(cls, type) and issubclass(cls, Quantizer)):
+        raise ConfigError(f"Cannot build a {what} from the config {config!r:.120}: "
+                          f"{name!r:.60} is not a registered keras_onebit Quantizer class.")
+    try:
+        quantizer = keras.saving.deserialize_keras_object(config)
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        reason = " ".join(str(e).split())[:160]
+        raise ConfigError(f"Cannot build a {what} from the config {config!r:.120}: "
+                          f"{type(e).__name__}: {reason}") from e
+    if not isinstance(quantizer, Quantizer):
+        raise ConfigError(f"{config!r:.120} is not a keras_onebit quantizer config.")
+    return quantizer
 
 
 def get(identifier):

@@ -16,6 +16,7 @@ from absl import flags
 from keras_onebit import data, models
 from keras_onebit.cli import common
 from keras_onebit.cli.common import no_positional, writable_folder
+from keras_onebit.errors import ConfigError
 from keras_onebit.training import distribute
 
 flags.DEFINE_enum("model", "wrn_20_1", models.list_models(), "Registered model name.")
@@ -46,6 +47,8 @@ flags.DEFINE_integer("train_limit", 0, "Use only the first N training images (0:
                      lower_bound=0)
 flags.DEFINE_string("out", None, "Run folder (default runs/<model id>).")
 flags.DEFINE_bool("resume", False, "Continue from the run folder's last checkpoint.")
+flags.DEFINE_bool("overwrite", False, "Start over in a run folder that holds a run (its "
+                  "checkpoint, log and final model are replaced).")
 flags.DEFINE_enum("strategy", "default", list(distribute.STRATEGIES), "tf.distribute strategy.")
 flags.DEFINE_list("devices", [], "Devices for --strategy mirrored (default: all GPUs or CPU).")
 flags.DEFINE_string("hub", None, "Also write a hub entry <hub>/<model id>/ (e.g. pretrained).")
@@ -87,6 +90,28 @@ flags.register_multi_flags_validator(
     lambda f: not f["train_limit"] or f["train_limit"] >= f["batch_size"],
     message="--train_limit must be 0 (all images) or at least --batch_size.")
 FLAGS = flags.FLAGS
+# Flags that do nothing unless another one is set: {flag: (needs, test on FLAGS)}.
+NEEDS = {
+    "distill_from_epoch": ("--teacher", lambda f: f.teacher),
+    "distill_temperature": ("--teacher", lambda f: f.teacher),
+    "distill_weight": ("--teacher", lambda f: f.teacher),
+    "storage_scale": ("--input_storage stochastic_1bit", lambda f: f.input_storage != "none"),
+    "iterative_order": ("--iterative_epochs > 0", lambda f: f.iterative_epochs),
+    "hub_default": ("--hub", lambda f: f.hub),
+    "hub_notes": ("--hub", lambda f: f.hub),
+    "devices": ("--strategy mirrored", lambda f: f.strategy == "mirrored"),
+}
+
+
+def check_flag_combinations():
+    """Refuses a flag given on the command line that has no effect without another."""
+    for name, (needs, active) in NEEDS.items():
+        if FLAGS[name].present and not active(FLAGS):
+            raise ConfigError(f"--{name} has no effect without {needs}; drop it or add "
+                              f"{needs.split()[0]}.")
+    if FLAGS.resume and FLAGS.overwrite:
+        raise ConfigError("--resume continues the run and --overwrite starts it over: give "
+                          "one of the two.")
 
 
 def config_from_flags():
@@ -111,9 +136,22 @@ def config_from_flags():
     return config
 
 
+def check_run_folder(out_dir, resume, overwrite):
+    """A folder that holds a run is continued (--resume) or replaced (--overwrite),
+    never replaced without being asked."""
+    from keras_onebit.training.loop import CHECKPOINT, STATE
+
+    folder = pathlib.Path(out_dir)
+    held = [name for name in (STATE, CHECKPOINT, "final.keras") if (folder / name).exists()]
+    if held and not (resume or overwrite):
+        raise ConfigError(f"--out {out_dir} holds a run ({', '.join(held)}): continue it with "
+                          "--resume, replace it with --overwrite, or choose another --out.")
+
+
 def main(argv):
     """Checks the flags and the run folder, then trains (see the module docstring)."""
     no_positional(argv, "train")
+    check_flag_combinations()
     config = config_from_flags()
     config.factory_kwargs()  # --iterative_epochs with --float fails here, before any work
     config.check_distillation()
@@ -121,6 +159,7 @@ def main(argv):
         common.existing_file(config.teacher, "--teacher", "a .npy file of teacher "
                              "probabilities (python -m keras_onebit teacher)")
     writable_folder(config.out_dir, "--out")
+    check_run_folder(config.out_dir, FLAGS.resume, FLAGS.overwrite)
     if FLAGS.hub:
         writable_folder(FLAGS.hub, "--hub")
     import keras

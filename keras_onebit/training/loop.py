@@ -165,6 +165,31 @@ class EpochCheckpoint(keras.callbacks.Callback):
                                     "step": int(self.model.optimizer.iterations.numpy())})
 
 
+class TrainingDiverged(ConfigError):
+    """The loss became inf or NaN: the run stopped (its last checkpoint is kept)."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops a run whose loss is inf or NaN, with one line naming the epoch, the
+    step and the learning rate (Keras' TerminateOnNaN only stops, silently)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            raise TrainingDiverged(
+                f"the loss became {float(loss)} in epoch {self.epoch + 1} (step {batch + 1}, "
+                f"learning rate {rate:.3g}): the run diverged and stopped; the checkpoint of "
+                "the last finished epoch is kept. Lower --max_lr or check the data.")
+
+
 class LogLearningRate(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
@@ -297,6 +322,10 @@ def prepare(config, resume):
         data["teacher"] = load_teacher(config.teacher, (images, len(data["x_train"])),
                                        datasets.CLASSES[config.dataset])[:len(data["x_train"])]
     steps = len(data["x_train"]) // config.batch_size
+    if steps == 0:
+        raise ConfigError(f"batch_size {config.batch_size} is larger than the "
+                          f"{len(data['x_train'])} training images: an epoch would have no "
+                          "step; lower --batch_size or use more images.")
     start = epochs_done(config.out_dir) if resume else 0
     strategy = distribute.make_strategy(config.strategy, config.devices)
     with strategy.scope():
@@ -397,7 +426,8 @@ def fit(config, resume):
 def fit_callbacks(config, out, begin):
     """The callbacks of a `fit` call that starts at epoch `begin`."""
     chief = distribute.is_chief()
-    callbacks = [*config.iterative_callbacks(), LogLearningRate(), EpochCheckpoint(out, chief)]
+    callbacks = [StopOnNonFiniteLoss(), *config.iterative_callbacks(), LogLearningRate(),
+                 EpochCheckpoint(out, chief)]
     if chief:  # a later start (resumed, or after the switch to distillation) appends
         callbacks.append(keras.callbacks.CSVLogger(str(out / LOG), append=begin > 0))
     if config.zero_momentum_at_restart:
