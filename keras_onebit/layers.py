@@ -109,7 +109,8 @@ class OneBitKernelMixin:
         quantized = self.kernel_quantizer(kernel)
         if self.binary_on is None:
             return quantized
-        return ops.where(self.binary_on, quantized, kernel)
+        return ops.where(ops.convert_to_tensor(self.binary_on), quantized,
+                         ops.convert_to_tensor(kernel))
 
     def extra_weights(self):
         """The layer's weights other than the kernel and the switch (bias)."""
