@@ -148,6 +148,16 @@ def load_keras_file(path, flag):
         raise ConfigError(f"{flag} {path}: Keras cannot load this model ({reason}).") from e
 
 
+def check_input_shape(model, images, flag, dataset):
+    """Refuses, in one line, a model whose input does not take `dataset`'s images."""
+    want = tuple(model.input_shape[1:])
+    got = tuple(images.shape[1:])
+    if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want, got,
+                                                                              strict=True)):
+        raise ConfigError(f"{flag}: the model takes inputs of shape {want}, {dataset}'s images "
+                          f"are {got}: choose the --dataset the model was built for.")
+
+
 def define_model_flags(what="the model"):
     """Defines --model, --weights, --dataset and --data_dir,
     as `check_model` / `build_model` take them; `what` names the model in --help."""

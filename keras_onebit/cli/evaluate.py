@@ -72,6 +72,9 @@ def evaluate(model, dataset="cifar10", data_dir=None, batch_size=100, limit=0, e
 
     d = load_dataset(dataset, data_dir=data_dir)
     x, y = d["x_test"], d["y_test"]
+    common.check_input_shape(model, x, "--model", dataset)
+    if other is not None:
+        common.check_input_shape(other, x, "--agree_with", dataset)
     exact = d.get("test_exact_mask")
     exact = None if exact is None else np.asarray(exact, bool)
     index = np.arange(len(y))

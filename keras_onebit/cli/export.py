@@ -174,6 +174,7 @@ def main(argv):
     model, name, source = resolve_model(FLAGS.model, FLAGS.weights,
                                         data["x_train"][:1000], FLAGS.seed)
     log(f"model: {source}")
+    common.check_input_shape(model, images, "--model", FLAGS.dataset)
     common.writable_folder(FLAGS.out, "--out")  # only once the model is known: a failed
     prepare_dir(pathlib.Path(FLAGS.out))        # load leaves nothing behind
     out_dir = pathlib.Path(FLAGS.out) / name

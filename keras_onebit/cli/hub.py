@@ -38,14 +38,21 @@ def _size(n):
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
+def _is_fraction(value):
+    return type(value) in (int, float) and 0 <= value <= 1
+
+
 def _accuracy(metrics):
     """The accuracy an entry records: on CIFAR-10's 1000 exact test images
     when it has them (the rest are JPEG copies), else on its test set."""
-    metrics = metrics or {}
-    if metrics.get("exact_test_accuracy") is not None:
-        return f"{100 * metrics['exact_test_accuracy']:.1f}% exact"
-    if metrics.get("test_accuracy") is not None:
-        return f"{100 * metrics['test_accuracy']:.2f}%"
+    metrics = metrics if isinstance(metrics, dict) else {}
+    exact, overall = metrics.get("exact_test_accuracy"), metrics.get("test_accuracy")
+    if _is_fraction(exact):
+        return f"{100 * exact:.1f}% exact"
+    if _is_fraction(overall):
+        return f"{100 * overall:.2f}%"
+    if exact is not None or overall is not None:
+        return "(malformed)"
     return "-"
 
 

@@ -76,6 +76,7 @@ def main(argv):
     dataset = data.load_dataset(FLAGS.dataset, FLAGS.data_dir)
     images = dataset["x_train"][:FLAGS.limit or None]
     model = common.build_model(FLAGS.model, FLAGS.weights, FLAGS.dataset)
+    common.check_input_shape(model, images, "--model", FLAGS.dataset)
     predict = model.predict_on_batch
     if FLAGS.format == "int8":
         predict = litert_predict(model, dataset["x_train"][:100].astype("float32"), FLAGS.threads,

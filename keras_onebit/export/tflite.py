@@ -19,6 +19,7 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
+from keras_onebit.errors import require_tensorflow_backend
 from keras_onebit.export import bitpack
 from keras_onebit.export.deploy import deploy_clone
 from keras_onebit.export.errors import ExportError
@@ -109,6 +110,7 @@ def convert(model, format="float", representative_data=None):
     """
     if format not in FORMATS:
         raise ExportError(f"Unknown format {format!r}: expected one of {', '.join(FORMATS)}.")
+    require_tensorflow_backend("TFLite export")
     if format in bitpack.BASE:
         return bitpack.pack_filters(convert(model, bitpack.BASE[format], representative_data))[0]
     mode = "int4" if format == "int4" else "float"

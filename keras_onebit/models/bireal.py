@@ -116,6 +116,7 @@ def bireal_net(stages, classes=1000, binary=True, input_shape=None, widths=WIDTH
     check_arguments(include_top, weights, input_shape, pooling, classes,
                     classifier_activation)
     img_input = model_input(input_tensor, input_shape, INPUT_SHAPE)
+    _check_input_size(img_input.shape[1:3], stem, len(stages))
     x = _bn("input_bn")(img_input)
     if shortcut not in SHORTCUTS:
         raise ConfigError(f"shortcut must be one of {list(SHORTCUTS)}, got {shortcut!r}.")
@@ -203,6 +204,17 @@ def _factory_name(stages, widths, stem, shortcut):
                  and tuple(widths) == tuple(2 * w for w in CIFAR_WIDTHS))
         return "bireal_20_2" if named else "bireal_net"
     return NAMED.get(tuple(stages), "bireal_net") if tuple(widths) == WIDTHS else "bireal_net"
+
+
+def _check_input_size(size, stem, stages):
+    """Refuses images too small for every stage to halve them (one line)."""
+    if stem not in STEMS:
+        raise ConfigError(f"stem must be one of {sorted(STEMS)}, got {stem!r}.")
+    reduction = STEMS[stem][1] * (2 if stem == "imagenet" else 1) * 2 ** (stages - 1)
+    if any(d is not None and d < reduction for d in size):
+        raise ConfigError(f"input_shape of {tuple(size)} pixels is too small for this "
+                          f"Bi-Real Net: its stem and {stages} stages reduce the image "
+                          f"{reduction}x; give at least {reduction}x{reduction} pixels.")
 
 
 def _stem(x, width, stem):

@@ -89,6 +89,10 @@ def check_probabilities(probs, images, classes, where):
         ConfigError: another shape, or rows that are not distributions.
     """
     probs = np.asarray(probs)
+    if not isinstance(probs, np.ndarray) or probs.dtype.kind != "f":
+        raise ConfigError(f"{where}: teacher probabilities must be a float array (float32 or "
+                          f"float64), got {getattr(probs, 'dtype', type(probs).__name__)}: "
+                          "write them with python -m keras_onebit teacher.")
     if probs.shape != (images, classes):
         raise ConfigError(f"{where}: teacher probabilities of shape {probs.shape}, expected "
                           f"({images}, {classes}): one row per training image, in order.")

@@ -239,6 +239,10 @@ def load_teacher(path, images, classes):
             probability distributions.
     """
     regular_file(path, "a .npy file of teacher probabilities", ConfigError)
+    if zipfile.is_zipfile(path):
+        raise ConfigError(f"{path}: a .npz (zip) file, not a .npy file; the teacher "
+                          "probabilities are one .npy array (python -m keras_onebit teacher "
+                          "--out FILE.npy).")
     try:
         probs = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as e:
