@@ -47,3 +47,27 @@ def test_hub_list_shows_a_malformed_metric_as_such(metrics, shown):
 def test_bireal_input_too_small_is_one_line():
     with pytest.raises(ConfigError, match="too small for this Bi-Real Net.*at least 32x32"):
         kob.models.bireal_18(input_shape=(16, 16, 3))
+
+
+def test_a_twin_card_that_cannot_be_made_leaves_the_hub_as_it_was(tmp_path, monkeypatch):
+    from keras_onebit import hub
+    from keras_onebit.hub import entry
+
+    twin_model = kob.models.wrn(8, 1, classes=10, binary=False)
+    hub.save_entry(twin_model, tmp_path / "tiny-cifar10-float", "tiny-cifar10-float",
+                   factory="wrn_20_1", factory_kwargs={}, dataset="cifar10")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "tiny-cifar10-float").iterdir()}
+    real = entry.model_card
+
+    def card(config, *args, **kwargs):
+        if config["id"] == "tiny-cifar10-float":
+            raise hub.HubError("the twin's card cannot be made")
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(entry, "model_card", card)
+    with pytest.raises(hub.HubError, match="twin's card"):
+        hub.save_entry(kob.models.wrn(8, 1, classes=10), tmp_path / "tiny-cifar10-1bit",
+                       "tiny-cifar10-1bit", factory="wrn_20_1", factory_kwargs={},
+                       dataset="cifar10")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-cifar10-float"]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "tiny-cifar10-float").iterdir()} == before

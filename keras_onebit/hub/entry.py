@@ -150,15 +150,17 @@ def save_entry(
         twin = _twin_config(root, model_id)
         registry.write_text_atomic(tmp / registry.CARD_NAME,
                                    model_card(config, notes, twin, _has_curves(tmp)))
+        twin_card = None
+        if twin is not None:  # its card compares with this entry now: written after the
+            twin_folder = root / twin["id"]  # swap, made before it (so it cannot fail there)
+            twin_card = model_card(twin, _notes_of(twin_folder, twin), config,
+                                   _has_curves(twin_folder))
         _swap_in(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if twin is not None:  # its card compares with this entry now
-        twin_folder = root / twin["id"]
-        registry.write_text_atomic(twin_folder / registry.CARD_NAME,
-                                   model_card(twin, _notes_of(twin_folder, twin), config,
-                                              _has_curves(twin_folder)))
+    if twin_card is not None:
+        registry.write_text_atomic(twin_folder / registry.CARD_NAME, twin_card)
     if _is_project_pretrained(root):
         _record_in_manifest(config, root, default)
     return folder
