@@ -30,6 +30,7 @@ model the caller builds), bundle (all formats at once).
 """
 
 from keras_onebit.export.errors import ExportError
+from keras_onebit.export.expand import expand
 from keras_onebit.export.packed import (
     limit_bytes,
     load_packed,
@@ -84,6 +85,7 @@ def export_bundle(*args, **kwargs):
 
 
 __all__ = [
-    "FORMATS", "ExportError", "convert", "export_bundle", "export_tflite", "limit_bytes",
+    "FORMATS", "ExportError", "convert", "expand", "export_bundle", "export_tflite",
+    "limit_bytes",
     "load_packed", "read_manifest", "save_packed",
 ]
