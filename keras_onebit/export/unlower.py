@@ -65,7 +65,7 @@ def restore_convs(s, m, sg, names):
     g = _Graph(s, m, sg, names)
     replaced = {}  # index of the chain's last operator -> the CONV_2D
     removed = set()
-    for i, op in enumerate(sg.operators):
+    for i in range(len(sg.operators)):
         if g.name(i) != "BATCH_MATMUL":
             continue
         conv, chain = _restore(g, i)
