@@ -38,10 +38,10 @@ def regular_file(path, what, error, max_bytes=None):
     except OSError as e:
         raise error(f"{found}: cannot be read ({e.strerror or e}); give {what}.") from None
     if stat.S_ISDIR(info.st_mode):
-        raise error(f"{found}: is a folder, not a file; give {what}.")
+        raise error(f"{found}: is a folder, not a regular file; give {what}.")
     if not stat.S_ISREG(info.st_mode):
         raise error(f"{found}: not a regular file (a device, pipe or socket); give {what}.")
     if max_bytes is not None and info.st_size > max_bytes:
-        raise error(f"{found}: {info.st_size:,} bytes, more than the {max_bytes:,} that "
-                    f"{what} may have.")
+        raise error(f"{found}: {info.st_size:,} bytes, larger than the {max_bytes:,} bytes "
+                    f"that {what} may have.")
     return found

@@ -47,7 +47,7 @@ def test_gate_refuses_devices_folders_missing_and_large(tmp_path):
             "not a regular file")
     (tmp_path / "big").write_bytes(b"x" * 11)
     refused(lambda: fileio.regular_file(tmp_path / "big", "a file", ConfigError, 10),
-            "11 bytes", "more than the 10")
+            "11 bytes", "larger than the 10 bytes")
     assert fileio.regular_file(tmp_path / "big", "a file", ConfigError, 11).name == "big"
 
 

@@ -51,3 +51,22 @@ def test_default_cifar10_one_bit_model_meets_the_zoo_targets():
     float_twin = measure(model_id.replace("-1bit", "-float"))["exact_test_accuracy"]
     assert one_bit >= 0.90
     assert float_twin - one_bit <= 0.015
+
+
+def test_eval_prints_the_cards_accuracy_for_the_default():
+    """What `python -m keras_onebit eval` prints for the shipped default is its card's
+    exact-test accuracy (the command of its config's metrics)."""
+    import os
+    import subprocess
+    import sys
+
+    model_id = hub.default_model_id()
+    stated = shipped_config(model_id)["metrics"]["exact_test_accuracy"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-m", "keras_onebit", "eval", "--model", model_id,
+                           "--dataset", "cifar10", "--exact_only"], capture_output=True,
+                          text=True, env=env, timeout=600, cwd=registry.PROJECT_ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    error = 100.0 * (1.0 - stated)
+    assert (f"top-1 error, all 1000 evaluated test images (1000 exact): {error:.2f}% "
+            f"(accuracy {100 - error:.2f}%)") in proc.stdout, proc.stdout
