@@ -92,3 +92,18 @@ def test_a_tampered_start_up_shape_is_refused(fully_binary):
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     refused(bytes(builder.Output()), "tampered packed file")
+
+
+def test_interpreter_helper_expands_packed_files_only(fully_binary, tmp_path):
+    from keras_onebit.export import interpreter
+
+    images, files = fully_binary
+    path = tmp_path / "m_packed_int8.tflite"
+    path.write_bytes(files["packed_int8"])
+    it = interpreter(path, num_threads=1)
+    assert not {"CALL_ONCE", "READ_VARIABLE"} & {d["op_name"] for d in it._get_ops_details()}
+    np.testing.assert_array_equal(report.interpreter_outputs(it, images),
+                                  report.litert_outputs(files["int8"], images))
+    plain = interpreter(files["float"])
+    np.testing.assert_array_equal(report.interpreter_outputs(plain, images),
+                                  report.litert_outputs(files["float"], images))

@@ -30,7 +30,7 @@ model the caller builds), bundle (all formats at once).
 """
 
 from keras_onebit.export.errors import ExportError
-from keras_onebit.export.expand import expand
+from keras_onebit.export.expand import expand, interpreter
 from keras_onebit.export.packed import (
     limit_bytes,
     load_packed,
@@ -86,6 +86,6 @@ def export_bundle(*args, **kwargs):
 
 __all__ = [
     "FORMATS", "ExportError", "convert", "expand", "export_bundle", "export_tflite",
-    "limit_bytes",
+    "interpreter", "limit_bytes",
     "load_packed", "read_manifest", "save_packed",
 ]

@@ -17,6 +17,7 @@ from keras_onebit import summary as memory_summary
 from keras_onebit.export import bitpack, micro, report
 from keras_onebit.export.deploy import check_supported
 from keras_onebit.export.errors import ExportError
+from keras_onebit.export.expand import expand
 from keras_onebit.export.files import check_writable, write_bytes, write_text
 from keras_onebit.export.packed import load_packed, save_packed
 from keras_onebit.export.tflite import FORMATS, convert
@@ -117,6 +118,9 @@ def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=
             row["latency_ms"] = report.latency_ms(data, images[0], threads, latency_runs)
             if fmt in tflm_formats:
                 row.update(_tflm_checks(data, reference, images[:micro_images]))
+            if fmt in bitpack.BASE:
+                row.update(_expansion_checks(data, converted(bitpack.BASE[fmt]), images,
+                                             threads, latency_runs))
         progress(f"    {path.name}: {len(data):,} bytes ({len(data) / limit:.2f}x one-bit limit)"
                  + (f", {row['latency_ms']:.2f} ms" if "latency_ms" in row else ""), flush=True)
         rows[fmt] = row
@@ -136,6 +140,19 @@ def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=
         "formats": rows, "seconds": time.perf_counter() - start,
     }
     return result
+
+
+def _expansion_checks(data, base, images, threads, latency_runs):
+    """A packed file expanded at load time (`expand`): how long that takes, the
+    expanded model's latency, and whether it computes what its plain twin does."""
+    t0 = time.perf_counter()
+    expanded = expand(data)
+    seconds = time.perf_counter() - t0
+    same = np.array_equal(report.litert_outputs(expanded, images, threads),
+                          report.litert_outputs(base, images, threads))
+    return {"expand_ms": 1000.0 * seconds,
+            "expanded_latency_ms": report.latency_ms(expanded, images[0], threads, latency_runs),
+            "expanded_bytes": len(expanded), "expanded_bit_identical_to_plain": bool(same)}
 
 
 def _tflm_checks(data, reference, images):

@@ -380,6 +380,37 @@ def _pack(m):
     return bytes(builder.Output())
 
 
+def is_packed(model):
+    """True when `model` (a path or bytes) is a packed file of this library."""
+    data = _read(model)
+    return data[4:8] == b"TFL3" and STARTUP_NAME in data
+
+
+def interpreter(model, num_threads=None):
+    """A LiteRT interpreter of a .tflite file, allocated; a packed file is expanded
+    first (`expand`), so it runs at its plain twin's speed.
+
+    Args:
+        model: a .tflite file's path or bytes (any format but micro).
+        num_threads: LiteRT's `num_threads` (None: its default).
+
+    Returns:
+        An allocated `ai_edge_litert.interpreter.Interpreter`.
+
+    Raises:
+        ExportError: a packed file that cannot be expanded (see `expand`).
+        MissingDependencyError: ai-edge-litert is not installed.
+    """
+    from keras_onebit.errors import require
+
+    module = require("ai_edge_litert.interpreter", "export", "Running a .tflite model (LiteRT)")
+    data = _read(model)
+    content = expand(data) if is_packed(data) else data
+    it = module.Interpreter(model_content=content, num_threads=num_threads)
+    it.allocate_tensors()
+    return it
+
+
 def expand_file(path, out):
     """Writes `expand(path)` to `out` atomically; returns `out`."""
     from keras_onebit.export.files import atomic_write

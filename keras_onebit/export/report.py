@@ -135,7 +135,31 @@ def markdown(report):
             row.get("notes", ""),
         ]) + " |")
     lines.append("")
+    lines += _expansion_table(report)
     return "\n".join(lines)
+
+
+def _expansion_table(report):
+    """report.md's rows for the packed files expanded at load time (`expand`)."""
+    rows = {name: row for name, row in report["formats"].items() if "expand_ms" in row}
+    if not rows:
+        return []
+    float_ms = report["formats"].get("float", {}).get("latency_ms")
+    lines = ["## Packed files expanded at load time", "",
+             "`keras_onebit.export.expand` (or `export.interpreter(path)`) turns a packed file "
+             "into its plain twin once, before the interpreter is built: one bit per weight on "
+             "disk, the plain model's speed in memory.", "",
+             "| format | expand ms | LiteRT ms as stored | LiteRT ms expanded | x float (expanded) "
+             "| expanded bytes | outputs bit-identical to the plain export |",
+             "|---|---|---|---|---|---|---|"]
+    for name, row in rows.items():
+        ratio = row["expanded_latency_ms"] / float_ms if float_ms else None
+        lines.append("| " + " | ".join([
+            name, _fmt(row["expand_ms"], 1), _fmt(row.get("latency_ms"), 2),
+            _fmt(row["expanded_latency_ms"], 2), _fmt(ratio, 2), _fmt(row["expanded_bytes"]),
+            "yes" if row["expanded_bit_identical_to_plain"] else "no"]) + " |")
+    lines.append("")
+    return lines
 
 
 def write(out_dir, report):
