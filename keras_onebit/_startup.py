@@ -10,8 +10,8 @@ pointed at /dev/null, and sets TF_CPP_MIN_LOG_LEVEL=3 (unless the user set it)
 for the C++ lines that come later. TF_ENABLE_ONEDNN_OPTS is left alone: it
 would change the numerics, not only the messages.
 
-Importing this module runs `require_tensorflow_installed()
-quiet_start()`; `keras_onebit/__init__.py` imports
+Importing this module runs `require_tensorflow_installed()` (on the TensorFlow
+backend only) and `quiet_start()`; `keras_onebit/__init__.py` imports
 it before anything heavy. It does nothing unless this process is
 `python -m keras_onebit`, so a program that imports the library keeps
 TensorFlow's usual behaviour. `--debug`
@@ -21,8 +21,9 @@ commands without importing TensorFlow or the library (`overview_only()`):
 instant, where the import takes several seconds.
 
 This module imports nothing but the standard library and keras_onebit.errors;
-it first checks that some TensorFlow is installed (a one-line
-MissingDependencyError naming the pip extras otherwise).
+on Keras's TensorFlow backend it first checks that some TensorFlow is installed (a
+one-line MissingDependencyError naming the pip extras otherwise); on JAX and
+PyTorch the library imports and trains without TensorFlow (keras_onebit.lazy).
 """
 
 import contextlib
@@ -91,10 +92,27 @@ def silenced_stderr():
         os.close(null)
 
 
+def configured_backend():
+    """The Keras backend this process will use, read as Keras reads it, without
+    importing Keras: $KERAS_BACKEND, else ~/.keras/keras.json (or $KERAS_HOME's),
+    else "tensorflow"."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    import json
+
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json")) as f:
+            return json.load(f).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
 def load_backend_quietly():
-    """Imports TensorFlow (when installed) and Keras with stderr silenced."""
+    """Imports TensorFlow (when installed and the backend) and Keras with stderr silenced."""
     with silenced_stderr():
-        if importlib.util.find_spec("tensorflow") is not None:
+        if (configured_backend() == "tensorflow"
+                and importlib.util.find_spec("tensorflow") is not None):
             import tensorflow  # noqa: F401
         import keras  # noqa: F401
 
@@ -120,5 +138,6 @@ def quiet_start():
     return True
 
 
-require_tensorflow_installed()
+if configured_backend() == "tensorflow":  # JAX and PyTorch train without TensorFlow
+    require_tensorflow_installed()
 quiet_start()

@@ -39,10 +39,10 @@ or `jax.vjp`).
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from keras_onebit.errors import ConfigError
+from keras_onebit.lazy import tensorflow as tf
 from keras_onebit.quantizers import Quantizer, _upstream
 
 SCALES = ("max", "percentile")

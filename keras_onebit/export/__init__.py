@@ -37,7 +37,21 @@ from keras_onebit.export.packed import (
     read_manifest,
     save_packed,
 )
-from keras_onebit.export.tflite import FORMATS, convert, export_tflite
+
+# The TFLite converter needs TensorFlow: its names are imported on first use, so
+# `import keras_onebit` works on Keras's JAX and PyTorch backends without it.
+_TFLITE = ("FORMATS", "convert", "export_tflite")
+
+
+def __getattr__(name):
+    if name in _TFLITE:
+        from keras_onebit.errors import require
+
+        require("tensorflow", "cpu", "TFLite export (the converter)")
+        from keras_onebit.export import tflite
+
+        return getattr(tflite, name)
+    raise AttributeError(f"module 'keras_onebit.export' has no attribute {name!r}")
 
 
 def export_bundle(*args, **kwargs):

@@ -10,7 +10,7 @@ Every op is stateless and takes a seed of shape (2,), so the same seed
 gives the same batch. Input and output: float32 raw pixels (B, H, W, C).
 """
 
-import tensorflow as tf
+from keras_onebit.lazy import tensorflow as tf
 
 
 def _split(seed, count):

@@ -8,9 +8,8 @@ by the TF_CONFIG environment variable (each host runs the same command).
 import json
 import os
 
-import tensorflow as tf
-
 from keras_onebit.errors import ConfigError
+from keras_onebit.lazy import tensorflow as tf
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 

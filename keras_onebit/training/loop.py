@@ -18,13 +18,13 @@ import zipfile
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_onebit import data as datasets
 from keras_onebit import models
 from keras_onebit.errors import ConfigError
 from keras_onebit.export import files
 from keras_onebit.fileio import regular_file
+from keras_onebit.lazy import tensorflow as tf
 from keras_onebit.training import distribute
 from keras_onebit.training.distill import (
     DistillationLoss,

@@ -1,8 +1,7 @@
 """tf.data input pipelines: shuffled, batched, augmented on the batch."""
 
-import tensorflow as tf
-
 from keras_onebit.errors import ConfigError
+from keras_onebit.lazy import tensorflow as tf
 from keras_onebit.training.augment import augment
 
 
