@@ -35,7 +35,7 @@ import zlib
 
 import numpy as np
 
-from keras_onebit.errors import Error, require
+from keras_onebit.errors import Error, one_line, require
 from keras_onebit.fileio import regular_file
 
 DATASETS = ("mnist", "cifar10", "cifar100", "svhn")
@@ -188,12 +188,7 @@ def _load_npz(path):
         raise
     except (OSError, ValueError, EOFError, SyntaxError, RuntimeError, zipfile.BadZipFile,
             zlib.error) as e:
-        raise DataError(f"{path}: not a readable .npz file ({_one_line(e)}).") from e
-
-
-def _one_line(error, limit=300):
-    text = " ".join(str(error).split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+        raise DataError(f"{path}: not a readable .npz file ({one_line(e)}).") from e
 
 
 class _NdarrayClass:
@@ -263,7 +258,7 @@ def _unpickle(path):
         raise DataError(f"{path}: {e}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
             IndexError, KeyError, OverflowError, MemoryError) as e:
-        raise DataError(f"{path}: not a CIFAR python batch ({_one_line(e)}).") from e
+        raise DataError(f"{path}: not a CIFAR python batch ({one_line(e)}).") from e
     if not isinstance(batch, dict) or b"data" not in batch:
         raise DataError(f"{path}: expected a CIFAR batch dict with b'data'.")
     return batch
@@ -398,7 +393,7 @@ def _load_svhn_mat(path, split):
         raise
     except (MatReadError, ValueError, TypeError, OSError, NotImplementedError, EOFError,
             zlib.error) as e:
-        raise DataError(f"{path}: not a readable MATLAB v5 file ({_one_line(e)}).") from e
+        raise DataError(f"{path}: not a readable MATLAB v5 file ({one_line(e)}).") from e
     if "X" not in mat or "y" not in mat or mat["X"].ndim != 4:
         raise DataError(f"{path}: expected variables 'X' (32x32x3xN) and 'y'.")
     y = _labels(mat["y"], 11, f"{path}: y")  # SVHN writes digit 0 as 10

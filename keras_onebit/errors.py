@@ -30,6 +30,21 @@ class BackendError(Error, RuntimeError):
     """A feature that needs the TensorFlow backend called on another backend."""
 
 
+def one_line(error, limit=300):
+    """The text of `error` (or any object) on one line, at most `limit` characters:
+    what the library's one-line messages quote of an underlying error.
+
+    Args:
+        error: an exception or any object with a str().
+        limit: the most characters returned ("..." marks a cut).
+
+    Returns:
+        The str, its whitespace runs collapsed to single spaces.
+    """
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def require(module, extra, what):
     """Imports and returns `module`, or raises `MissingDependencyError` that
     says `pip install keras_onebit[extra]` is needed for `what`.

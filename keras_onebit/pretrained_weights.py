@@ -7,7 +7,7 @@ registers the function that does the work when it is imported
 (`import keras_onebit` imports `keras_onebit.hub`, so it is always there):
 
     # keras_onebit/hub/__init__.py
-    pretrained_weights.register_loader(loading.load_pretrained)
+    pretrained_weights.register_loader(load_weights_into)
 
     # keras_onebit/models/common.py
     pretrained_weights.load_into(model, "cifar10", factory="wrn_20_2")

@@ -34,6 +34,7 @@ import numpy as np
 
 from keras_onebit import quantizers, walk
 from keras_onebit.data import npy_header
+from keras_onebit.errors import one_line
 from keras_onebit.export.errors import ExportError
 from keras_onebit.export.files import atomic_write, check_writable
 from keras_onebit.fileio import regular_file
@@ -231,11 +232,6 @@ def _short(value, limit=60):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _one_line(error, limit=300):
-    text = " ".join(str(error).split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 def _check_directory(path, infos, archive_bytes):
     """Raises unless the zip holds exactly ENTRIES, each once, with sizes the file can hold."""
     names = collections.Counter(info.filename for info in infos)
@@ -293,7 +289,7 @@ def _read_entries(path, names=ENTRIES):
         raise ExportError(f"{path}: no such file.") from e
     except ZIP_ERRORS as e:
         raise ExportError(f"{path}: corrupt or truncated archive ({type(e).__name__}: "
-                          f"{_one_line(e)}).") from e
+                          f"{one_line(e)}).") from e
 
 
 def _unique_keys(pairs):
@@ -415,7 +411,7 @@ def _parse_manifest(path, raw):
     except RecursionError as e:
         raise ExportError(f"{path}: manifest.json is nested too deeply to read.") from e
     except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
-        raise ExportError(f"{path}: manifest.json is corrupt ({_one_line(e)}).") from e
+        raise ExportError(f"{path}: manifest.json is corrupt ({one_line(e)}).") from e
     _check_manifest(path, manifest)
     return manifest
 
@@ -426,7 +422,7 @@ def _npy_header(path, name, f):
         shape, _, dtype = npy_header(f)
     except (ValueError, EOFError, OSError, SyntaxError, TypeError) as e:
         raise ExportError(f"{path}: entry {name} is corrupt or truncated "
-                          f"({_one_line(e)}).") from e
+                          f"({one_line(e)}).") from e
     return shape, dtype
 
 
@@ -679,7 +675,7 @@ def _build_deferred(path, architecture, limit):
         if budget.exceeded:
             raise ExportError(f"{path}: {budget.exceeded}.") from None
         raise ExportError(f"{path}: cannot rebuild the architecture ({type(e).__name__}: "
-                          f"{_one_line(e)}).") from e
+                          f"{one_line(e)}).") from e
     finally:
         global_state.set_global_attribute(key, pending)
     if budget.exceeded:  # in case a layer caught the error and went on
@@ -774,7 +770,7 @@ def _compile(path, model, compile_config):
         model.compile_from_config(compile_config)
     except Exception as e:
         raise ExportError(f"{path}: cannot restore the compile settings ({type(e).__name__}: "
-                          f"{_one_line(e)}).") from e
+                          f"{one_line(e)}).") from e
     model.compiled = True
 
 

@@ -25,7 +25,7 @@ import re
 import numpy as np
 
 from keras_onebit import data
-from keras_onebit.errors import ConfigError
+from keras_onebit.errors import ConfigError, one_line
 from keras_onebit.fileio import regular_file
 from keras_onebit.hub.checksum import sha256_file
 from keras_onebit.hub.errors import MatFormatError
@@ -33,7 +33,7 @@ from keras_onebit.hub.errors import MatFormatError
 UPSTREAM = "https://raw.githubusercontent.com/McDonnell-Lab/1-bit-per-weight"
 LAYOUTS = ("auto", "keras", "matlab")
 MATLAB_FIELDS = ("BinaryWeights", "Moments", "BNG", "BNB")
-MAX_MAT_BYTES = 1 << 30  # the published files are 4 MB
+MAX_WEIGHTS_MAT_BYTES = 1 << 30  # the published files are 4 MB
 
 # The published files, by sha256 of the copies in ../shared/reference (MIT licence).
 KNOWN_FILES = {
@@ -108,22 +108,17 @@ def _loadmat(path):
     regular_file(path, "a .mat file of the authors' weights", MatFormatError)
     scipy_io = data.scipy_io()  # without scipy: MissingDependencyError naming the extra
     try:
-        data.check_mat_sizes(path, MatFormatError, MAX_MAT_BYTES, "the authors' WRN files")
+        data.check_mat_sizes(path, MatFormatError, MAX_WEIGHTS_MAT_BYTES, "the authors' WRN files")
         return scipy_io.loadmat(str(path))
     except MatFormatError:
         raise
     except NotImplementedError as e:  # v7.3 (HDF5) files
-        raise MatFormatError(f"{path}: unsupported .mat version ({_one_line(e)}).") from e
+        raise MatFormatError(f"{path}: unsupported .mat version ({one_line(e)}).") from e
     except Exception as e:  # scipy raises ValueError, TypeError, OSError, zlib.error...
         raise MatFormatError(
             f"{path}: not a readable .mat file, corrupt or truncated ({type(e).__name__}: "
-            f"{_one_line(e)})."
+            f"{one_line(e)})."
         ) from e
-
-
-def _one_line(error, limit=300):
-    text = " ".join(str(error).split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _floats(array, where, dtype=np.float32):
@@ -132,7 +127,7 @@ def _floats(array, where, dtype=np.float32):
     try:
         array = np.asarray(array).astype(dtype)
     except (TypeError, ValueError) as e:
-        raise MatFormatError(f"{where} is not numeric ({_one_line(e)}).") from e
+        raise MatFormatError(f"{where} is not numeric ({one_line(e)}).") from e
     finite = np.isfinite(array)
     if not finite.all():
         first = int(np.argmin(finite.reshape(-1)))
