@@ -8,7 +8,7 @@ MODEL ?= default
 BENCHES ?= $(filter-out bench/common.py bench/charts.py bench/peers%,$(wildcard bench/*.py))
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test lint bench charts export-tflite clean
+.PHONY: venv test lint bench charts export-tflite firmware clean
 
 venv: $(STAMP)
 
@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check keras_onebit tests bench
+	$(BIN)/ruff check keras_onebit tests bench firmware
 
 bench: $(STAMP)
 	for b in $(BENCHES); do $(BIN)/python $$b || exit 1; done
@@ -49,6 +49,15 @@ bench-peers: $(STAMP) $(PEERS_VENV)/.installed
 
 export-tflite: $(STAMP)
 	$(BIN)/python -m keras_onebit export --model $(MODEL) --out export/
+
+# Opt-in, outside `make test` and CI: the model's micro and int8 exports as Cortex-M4 / Cortex-M7
+# firmware (reference and CMSIS-NN kernels), run under qemu-system-arm, with flash, RAM and
+# instruction counts (docs/DEPLOY_MICRO.md, "Firmware"). TFLM_SRC: a tflite-micro checkout with its
+# downloads in place. For the default model the report also goes to bench/results/firmware.json.
+TFLM_SRC ?=
+firmware: $(STAMP)
+	$(BIN)/python firmware/run.py --tflm_src "$(TFLM_SRC)" --model $(MODEL) --out export \
+	  $(if $(filter default,$(MODEL)),--results bench/results/firmware.json)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,51 +1,49 @@
-// A minimal TFLite Micro program for a model exported by keras_onebit
-// (docs/DEPLOY_MICRO.md). The tests do not build it; the docs say how it was checked.
+// A minimal TFLite Micro program for a model exported by keras_onebit (docs/DEPLOY_MICRO.md). The same
+// file builds for a host (g++) and as Cortex-M firmware (arm-none-eabi-g++ with newlib, `make firmware`
+// adds -DONEBIT_FIRMWARE and firmware/startup.c).
 //
 //   python -m keras_onebit export --model default --out export/
-//   (then build tflite-micro with USE_TFLM_COMPRESSION=1 and compile this file
-//    with export/<model>/model_data.cc; see docs/DEPLOY_MICRO.md)
+//   (then compile this file with export/<model>/model_data.cc and a TFLite Micro library)
 //
-// The model takes float32 raw pixel values (0..255), NHWC, batch 1, and gives
-// float32 class probabilities; the int8 / micro models quantize inside.
+// The model takes float32 raw pixel values (0..255), NHWC, batch 1, and gives float32 class
+// probabilities; the int8 / micro models quantize inside.
 //
-//   ./micro_main              a synthetic gradient image (pixel i = i % 256)
-//   ./micro_main image.f32    a raw file of the input's float32 values
-//                             (32x32x3 NHWC, native byte order: 12288 bytes)
+//   ./micro_main                          a synthetic gradient image (pixel i = i % 256)
+//   ./micro_main cat.f32 gradient cat.f32 each input in turn: a raw file of the input's float32
+//                                         values (32x32x3 NHWC, native byte order: 12288 bytes),
+//                                         or the word `gradient`
+//
+// For each input it prints the top class and the probabilities, as decimals and as the hexadecimal
+// bits of each float32 (what `make firmware` compares with the Python interpreter).
 
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <memory>
+#include <cstring>
 
-#include "model_data.h"  // g_model_data, g_model_data_len, g_model_data_arena_size
+#include "model_data.h"  // g_model_data, G_MODEL_DATA_ARENA_SIZE, G_MODEL_DATA_USES_DECODE
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
-int main(int argc, char** argv) {
-  // The arena model_data.h declares: the measured minimum plus a margin.
-  // g_model_data_arena_size is defined in model_data.cc, not a compile-time
-  // constant here; on a device without a heap, use a static
-  // `alignas(16) uint8_t arena[N]` with N the value in model_data.cc.
-  // The arena must outlive the interpreter (its destructor reads the arena):
-  // declared first, the unique_ptr frees it after the interpreter is gone.
-  const size_t arena_bytes = (g_model_data_arena_size + 15) / 16 * 16;
-  std::unique_ptr<uint8_t, void (*)(void*)> arena(
-      static_cast<uint8_t*>(std::aligned_alloc(16, arena_bytes)), std::free);
-  uint8_t* tensor_arena = arena.get();
-  if (tensor_arena == nullptr) return 1;
+#ifdef ONEBIT_FIRMWARE
+#include "firmware.h"  // firmware/: markers for the instruction count, stack and heap peaks
+#else
+static void firmware_invoke_begin() {}
+static void firmware_invoke_end() {}
+#endif
 
-  const tflite::Model* model = tflite::GetModel(g_model_data);
-  if (model->version() != TFLITE_SCHEMA_VERSION) {
-    std::printf("schema version %lu, expected %d\n",
-                static_cast<unsigned long>(model->version()), TFLITE_SCHEMA_VERSION);
-    return 1;
-  }
+namespace {
 
-  // The operators of the micro WRN models (docs/DEPLOY_MICRO.md lists them
-  // from the exported file); AddDecode() registers the custom op TFLM_DECODE
-  // that expands the 1-bit lookup-table filters of the `micro` format.
-  static tflite::MicroMutableOpResolver<11> resolver;
+// The arena model_data.h declares: the measured minimum plus a margin. Static, as on a device without
+// a heap; it must outlive the interpreter (whose destructor reads it).
+alignas(16) uint8_t tensor_arena[G_MODEL_DATA_ARENA_SIZE];
+
+// The operators of the WRN models (docs/DEPLOY_MICRO.md lists them from the exported file). DECODE,
+// the custom op TFLM_DECODE, expands the 1-bit lookup-table filters of the `micro` format; the int8
+// format does without it.
+using Resolver = tflite::MicroMutableOpResolver<10>;
+
+void add_operators(Resolver& resolver) {
   resolver.AddAdd();
   resolver.AddAveragePool2D();
   resolver.AddConv2D();
@@ -55,45 +53,87 @@ int main(int argc, char** argv) {
   resolver.AddPad();
   resolver.AddQuantize();
   resolver.AddSoftmax();
+#if G_MODEL_DATA_USES_DECODE
   resolver.AddDecode();
+#endif
+}
 
-  tflite::MicroInterpreter interpreter(model, resolver, tensor_arena, arena_bytes);
-  if (interpreter.AllocateTensors() != kTfLiteOk) {
-    std::printf("AllocateTensors failed: arena of %u bytes too small?\n",
-                g_model_data_arena_size);
+// Writes one input into the model's input tensor. TFLite Micro may use the input buffer as scratch
+// space during Invoke: write the input again before every Invoke, even to run the same image twice.
+bool write_input(const char* source, float* pixels, size_t count) {
+  if (std::strcmp(source, "gradient") == 0) {
+    for (size_t i = 0; i < count; ++i) pixels[i] = static_cast<float>(i % 256);
+    return true;
+  }
+  std::FILE* file = std::fopen(source, "rb");
+  const size_t got = file ? std::fread(pixels, sizeof(float), count, file) : 0;
+  if (file) std::fclose(file);
+  if (got != count) {
+    std::printf("%s: expected %lu float32 values\n", source, static_cast<unsigned long>(count));
+    return false;
+  }
+  return true;
+}
+
+void print_output(const char* source, const TfLiteTensor* output) {
+  const float* values = output->data.f;
+  const int classes = static_cast<int>(output->bytes / sizeof(float));
+  int best = 0;
+  for (int c = 1; c < classes; ++c) {
+    if (values[c] > values[best]) best = c;
+  }
+  std::printf("input %s: top class %d\n", source, best);
+  std::printf("probabilities:");
+  for (int c = 0; c < classes; ++c) std::printf(" %.5f", static_cast<double>(values[c]));
+  std::printf("\nbits:");
+  for (int c = 0; c < classes; ++c) {
+    uint32_t bits;
+    std::memcpy(&bits, &values[c], sizeof(bits));
+    std::printf(" %08lx", static_cast<unsigned long>(bits));
+  }
+  std::printf("\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const tflite::Model* model = tflite::GetModel(g_model_data);
+  if (model->version() != TFLITE_SCHEMA_VERSION) {
+    std::printf("schema version %lu, expected %d\n", static_cast<unsigned long>(model->version()),
+                TFLITE_SCHEMA_VERSION);
     return 1;
   }
-  std::printf("arena used: %zu of %u bytes\n", interpreter.arena_used_bytes(),
-              g_model_data_arena_size);
+  static Resolver resolver;
+  add_operators(resolver);
+  tflite::MicroInterpreter interpreter(model, resolver, tensor_arena, sizeof(tensor_arena));
+  if (interpreter.AllocateTensors() != kTfLiteOk) {
+    std::printf("AllocateTensors failed: arena of %lu bytes too small?\n",
+                static_cast<unsigned long>(sizeof(tensor_arena)));
+    return 1;
+  }
+  std::printf("arena used: %lu of %lu bytes\n",
+              static_cast<unsigned long>(interpreter.arena_used_bytes()),
+              static_cast<unsigned long>(sizeof(tensor_arena)));
 
-  // Input: one 32x32x3 image of raw pixel values. A real program copies a
-  // camera frame here; this one reads argv[1], or uses a gradient.
   TfLiteTensor* input = interpreter.input(0);
-  float* pixels = input->data.f;
   const size_t count = input->bytes / sizeof(float);
-  if (argc > 1) {
-    std::FILE* file = std::fopen(argv[1], "rb");
-    const size_t got = file ? std::fread(pixels, sizeof(float), count, file) : 0;
-    if (file) std::fclose(file);
-    if (got != count) {
-      std::printf("%s: expected %zu float32 values\n", argv[1], count);
+  const char* gradient[] = {"gradient"};
+  const char* const* sources = argc > 1 ? argv + 1 : gradient;
+  const int inputs = argc > 1 ? argc - 1 : 1;
+  for (int i = 0; i < inputs; ++i) {
+    if (!write_input(sources[i], input->data.f, count)) return 1;
+    firmware_invoke_begin();
+    const TfLiteStatus status = interpreter.Invoke();
+    firmware_invoke_end();
+    if (status != kTfLiteOk) {
+      std::printf("Invoke failed\n");
       return 1;
     }
-  } else {
-    for (size_t i = 0; i < count; ++i) pixels[i] = static_cast<float>(i % 256);
+    print_output(sources[i], interpreter.output(0));
   }
-
-  if (interpreter.Invoke() != kTfLiteOk) {
-    std::printf("Invoke failed\n");
-    return 1;
-  }
-  const TfLiteTensor* output = interpreter.output(0);
-  const int classes = output->bytes / sizeof(float);
-  int best = 0;
-  for (int c = 0; c < classes; ++c) {
-    std::printf("class %d: %.5f\n", c, output->data.f[c]);
-    if (output->data.f[c] > output->data.f[best]) best = c;
-  }
-  std::printf("top class: %d\n", best);
+#ifdef ONEBIT_FIRMWARE
+  std::printf("stack peak: %lu bytes\nheap peak: %lu bytes\n", firmware_stack_peak(),
+              firmware_heap_peak());
+#endif
   return 0;
 }

@@ -52,15 +52,20 @@ def run_on_jax(script, out_dir, data_path, result_name):
         return {k: d[k] for k in d.files}
 
 
-def load_bench_module(name):
-    """bench/<name>.py as a module (bench/ on sys.path, as the scripts put it,
-    for their `common`)."""
+def load_script(folder, name):
+    """<folder>/<name>.py of the repository as a module (the folder on sys.path, as
+    the scripts put it, for their siblings: bench's `common`, firmware's `report`)."""
     import importlib.util
 
-    bench = str(ROOT / "bench")
-    if bench not in sys.path:
-        sys.path.insert(0, bench)
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    path = str(ROOT / folder)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    spec = importlib.util.spec_from_file_location(f"{folder}_{name}", ROOT / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_bench_module(name):
+    """bench/<name>.py as a module."""
+    return load_script("bench", name)
