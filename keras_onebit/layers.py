@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_onebit import quantizers, storage
+from keras_onebit import quantizers, storage, walk
 from keras_onebit.errors import ConfigError
 
 ONEBIT_ARGS = ("binary", "scale", "gradient", "kernel_quantizer", "input_quantizer",
@@ -327,3 +327,17 @@ def is_binary(layer):
         yet switched).
     """
     return isinstance(layer, BINARY_LAYERS) and layer.binary_is_on()
+
+
+def binary_kernels(model, switched_off_too=False):
+    """{id(kernel): layer} for every one-bit layer of `model`.
+
+    Args:
+        model: a Keras model (nested models and layers are walked).
+        switched_off_too: also the switchable layers not switched on yet.
+
+    Returns:
+        A dict from `id(layer.kernel)` to the layer.
+    """
+    return {id(layer.kernel): layer for layer in walk.all_layers(model)
+            if is_binary(layer) or (switched_off_too and getattr(layer, "switchable", False))}

@@ -117,3 +117,16 @@ def weight_owners(model):
         for w in layer.weights:
             owners[id(w)] = layer
     return owners
+
+
+def all_layers(model):
+    """Every layer of `model`, nested models and containers included.
+
+    Args:
+        model: a Keras model or layer.
+
+    Returns:
+        A list of layers, each once, in a stable order
+        (`list(iter_layers(model, containers=True))`).
+    """
+    return list(iter_layers(model, containers=True))

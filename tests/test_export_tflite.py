@@ -227,6 +227,12 @@ def test_micro_is_bit_identical_to_int8_in_tflm(converted, data):
     assert "alignas(16) const unsigned char g_model_data[]" in cc
     assert f"g_model_data_len = {len(compressed)};" in cc
     assert f"g_model_data_arena_size = {arena};" in cc and "g_model_data_len;" in h
+    # the macros a static arena and the resolver use: DECODE only for the micro file
+    assert f"#define G_MODEL_DATA_ARENA_SIZE {arena}\n" in h
+    assert "#define G_MODEL_DATA_USES_DECODE 1\n" in h
+    assert micro.custom_codes(compressed) == {"TFLM_DECODE"} and not micro.custom_codes(int8)
+    _, int8_h = micro.c_source(int8, arena_size=arena)
+    assert "#define G_MODEL_DATA_USES_DECODE 0\n" in int8_h
 
 
 def test_same_model_exported_twice_gives_identical_bytes(model, data, tmp_path):
