@@ -54,10 +54,12 @@ export-tflite: $(STAMP)
 # firmware (reference and CMSIS-NN kernels), run under qemu-system-arm, with flash, RAM and
 # instruction counts (docs/DEPLOY_MICRO.md, "Firmware"). TFLM_SRC: a tflite-micro checkout with its
 # downloads in place. For the default model the report also goes to bench/results/firmware.json.
+# FIRMWARE_ARGS: more flags of firmware/run.py, e.g. --cores cortex-m4 --kernels cmsis_nn.
 TFLM_SRC ?=
+FIRMWARE_ARGS ?=
 firmware: $(STAMP)
 	$(BIN)/python firmware/run.py --tflm_src "$(TFLM_SRC)" --model $(MODEL) --out export \
-	  $(if $(filter default,$(MODEL)),--results bench/results/firmware.json)
+	  $(if $(filter default,$(MODEL)),--results bench/results/firmware.json) $(FIRMWARE_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -216,3 +216,12 @@ def test_committed_measurement_is_consistent():
     assert m4["micro"]["instructions_per_inference"] <= 1.10 * m4["int8"][
         "instructions_per_inference"]
     assert m4["micro"]["ram_with_declared_arena_bytes"] <= 256 * 1024
+
+
+@pytest.mark.skipif(not RESULTS.is_file(), reason="no committed firmware measurement")
+def test_deploy_micro_quotes_the_measurement():
+    """docs/DEPLOY_MICRO.md's tables are the ones the committed measurement gives."""
+    builds = json.loads(RESULTS.read_text())["builds"]
+    doc = (ROOT / "docs" / "DEPLOY_MICRO.md").read_text()
+    assert "\n".join(report.builds_markdown(builds)) in doc
+    assert "\n".join(report.fit_markdown(report.fit_builds(builds))) in doc
