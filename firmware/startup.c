@@ -77,7 +77,7 @@ static void paint_stack(void) {
 }
 
 void Reset_Handler(void) {
-  // Full access to coprocessors CP10 and CP11 (the FPU, and MVE on a Cortex-M55) before any code that
+  // Full access to coprocessors CP10 and CP11 (the FPU, and MVE where a core has it) before any code that
   // may use them; without an FPU the write is ignored.
   *(volatile uint32_t*)0xE000ED88u |= 0xFu << 20;  // SCB->CPACR
   __asm__ volatile("dsb\n\tisb" ::: "memory");
