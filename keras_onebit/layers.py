@@ -58,6 +58,8 @@ class OneBitKernelMixin:
         self.gradient = getattr(self.kernel_quantizer, "gradient", gradient)
         self.input_quantizer = quantizers.get(input_quantizer)
         self.input_storage = storage.get(input_storage)
+        if self.input_storage is not None:  # refused here, in one line, not inside call()
+            storage.check_backend("Stochastic one-bit input storage")
         # The random state of stochastic storage belongs to the layer (a tracked
         # SeedGenerator: seeded draws inside a compiled JAX step; not a weight).
         self.storage_seed = (None if self.input_storage is None

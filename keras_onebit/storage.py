@@ -54,7 +54,15 @@ def _on_jax():
     return keras.backend.backend() == "jax"
 
 
-def _check_backend(what):
+def check_backend(what):
+    """Refuses a backend this module's custom gradients do not cover.
+
+    Args:
+        what: the feature, named in the message.
+
+    Raises:
+        BackendError: (one line) unless Keras runs on TensorFlow or JAX.
+    """
     backend = keras.backend.backend()
     if backend not in ("tensorflow", "jax"):
         from keras_onebit.errors import BackendError
@@ -237,7 +245,7 @@ class StochasticBinaryStorage(Quantizer):
         one-bit copy. Nothing of the float x is captured by the gradient
         function (tests/test_storage.py inspects the training graph).
         `seed`: the calling layer's `keras.random.SeedGenerator`."""
-        _check_backend("Stochastic one-bit input storage")
+        check_backend("Stochastic one-bit input storage")
         x, kernel = ops.convert_to_tensor(x), ops.convert_to_tensor(kernel)
         # Drawn outside the custom gradient: the seed generator's state update
         # must happen in the layer's own trace on JAX.
@@ -268,7 +276,7 @@ def relu_keeping_a_bit_mask(x, floor=0.0):
     every backend: dy * 1[x > 0] for the ReLU (floor 0), dy * 1[x >= floor]
     for another floor (tf.maximum's: a tie goes to x; JAX's own maximum
     would give a tie half)."""
-    _check_backend("A bit-mask ReLU in training")
+    check_backend("A bit-mask ReLU in training")
     x = ops.convert_to_tensor(x)
     floor = float(floor)
 

@@ -1,4 +1,4 @@
-"""Run under another Keras backend (KERAS_BACKEND=jax) by tests/test_backends.py.
+"""Run under another Keras backend (KERAS_BACKEND=jax or torch) by tests/test_backends.py.
 
     python tests/backend_probe.py OUT_DIR DATA_NPZ
 
@@ -31,11 +31,42 @@ QUANTIZERS = {
 
 def value_and_grad(quantizer, x):
     """(q(x), d sum(q(x) * g) / dx) with this backend's autodiff."""
-    import jax
-
     g = np.resize(G.reshape(-1), x.shape).astype(np.float32)
-    y, vjp = jax.vjp(lambda v: quantizer(v), jax.numpy.asarray(x))
-    return np.asarray(y), np.asarray(vjp(jax.numpy.asarray(g))[0])
+    if keras.backend.backend() == "jax":
+        import jax
+
+        y, vjp = jax.vjp(lambda v: quantizer(v), jax.numpy.asarray(x))
+        return np.asarray(y), np.asarray(vjp(jax.numpy.asarray(g))[0])
+    import torch
+
+    v = torch.tensor(x, requires_grad=True)
+    y = quantizer(v)
+    (y * torch.from_numpy(g)).sum().backward()
+    return y.detach().numpy(), v.grad.numpy()
+
+
+POOL_INPUT = np.random.default_rng(0).normal(size=(2, 28, 28, 3)).astype(np.float32)
+
+
+def pools():
+    """WRN's two downsampling shortcut pools on POOL_INPUT: MatConvNet's (padding="symmetric")
+    and Keras' AveragePooling2D(3, 2, padding="same")."""
+    from keras_onebit.models.wrn import SymmetricAveragePooling2D
+
+    same = keras.layers.AveragePooling2D(3, 2, padding="same")
+    return (keras.ops.convert_to_numpy(SymmetricAveragePooling2D(3, 2)(POOL_INPUT)),
+            keras.ops.convert_to_numpy(same(POOL_INPUT)))
+
+
+def stochastic_storage_outcome(images):
+    """"trained" when a layer with stochastic one-bit input storage runs in training mode
+    here, else the error line it gives (TensorFlow and JAX only: PyTorch is refused)."""
+    try:
+        layer = kob.BinaryConv2D(4, 3, input_storage="stochastic_1bit")
+        layer(images, training=True)
+    except kob.Error as e:
+        return f"{type(e).__name__}: {e}"
+    return "trained"
 
 
 def main(out_dir, data_path):
@@ -58,6 +89,8 @@ def main(out_dir, data_path):
         if isinstance(layer, kob.BinaryConv2D):
             results[f"kernel/{layer.name}"] = keras.ops.convert_to_numpy(layer.forward_kernel())
     results["predictions"] = model.predict(x_test, verbose=0)
+    results["storage"] = np.array(stochastic_storage_outcome(x_test[:2]))
+    results["pool/symmetric"], results["pool/same"] = pools()
     model.save(f"{out_dir}/model.keras")
     np.savez(f"{out_dir}/probe.npz", **results)
 

@@ -42,9 +42,15 @@ def tree_state(*roots):
 
 
 def run_on_jax(script, out_dir, data_path, result_name):
-    """Runs `script OUT_DIR DATA_PATH` in a process on Keras' JAX backend (a
-    process has one backend) and returns the arrays of OUT_DIR/result_name."""
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    """`run_on_backend` on Keras' JAX backend."""
+    return run_on_backend("jax", script, out_dir, data_path, result_name)
+
+
+def run_on_backend(backend, script, out_dir, data_path, result_name):
+    """Runs `script OUT_DIR DATA_PATH` in a process on a Keras backend ("jax",
+    "torch"; a process has one backend) and returns the arrays of
+    OUT_DIR/result_name."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"}
     result = subprocess.run([sys.executable, str(script), str(out_dir), str(data_path)],
                             env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,6 +1,7 @@
-"""The layers, quantizers and recipe on Keras' JAX backend (in a subprocess:
-a process has one backend): the same values and gradients as TensorFlow,
-training works, and a JAX-trained .keras file loads and exports here."""
+"""The layers, quantizers and recipe on Keras' JAX and PyTorch backends (each in
+a subprocess: a process has one backend): the same values and gradients as
+TensorFlow, training works, and a .keras file trained there loads and exports
+here."""
 
 import pathlib
 import sys
@@ -12,35 +13,36 @@ import tensorflow as tf
 import keras_onebit as kob
 from keras_onebit import export
 from keras_onebit.export import report
-from tests.conftest import run_on_jax
+from tests.conftest import run_on_backend
 
-pytest.importorskip("jax")
 PROBE = pathlib.Path(__file__).with_name("backend_probe.py")
 sys.path.insert(0, str(PROBE.parent))
 import backend_probe  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def jax_run(tmp_path_factory, shared):
-    out = tmp_path_factory.mktemp("jax")
-    return out, run_on_jax(PROBE, out, shared / "data/mnist.npz", "probe.npz")
+@pytest.fixture(scope="module", params=["jax", "torch"])
+def backend_run(request, tmp_path_factory, shared):
+    """(folder, probe arrays) of backend_probe.py run on the backend."""
+    pytest.importorskip(request.param)
+    out = tmp_path_factory.mktemp(request.param)
+    return out, run_on_backend(request.param, PROBE, out, shared / "data/mnist.npz", "probe.npz")
 
 
 @pytest.mark.parametrize("name", sorted(backend_probe.QUANTIZERS))
-def test_quantizer_values_and_gradients_equal_tensorflow(jax_run, name):
+def test_quantizer_values_and_gradients_equal_tensorflow(backend_run, name):
     quantizer, x = backend_probe.QUANTIZERS[name]
     g = np.resize(backend_probe.G.reshape(-1), x.shape).astype(np.float32)
     v = tf.Variable(x)
     with tf.GradientTape() as tape:
         y = quantizer(v)
         loss = tf.reduce_sum(y * g)
-    _, probe = jax_run
+    _, probe = backend_run
     np.testing.assert_array_equal(probe[f"{name}/value"], y.numpy())
     np.testing.assert_array_equal(probe[f"{name}/grad"], tape.gradient(loss, v).numpy())
 
 
-def test_forward_kernels_are_exactly_plus_minus_alpha_on_jax(jax_run):
-    _, probe = jax_run
+def test_forward_kernels_are_exactly_plus_minus_alpha(backend_run):
+    _, probe = backend_run
     kernels = {k: v for k, v in probe.items() if k.startswith("kernel/")}
     assert len(kernels) == 8  # WRN-8-1: 8 one-bit convs
     for value in kernels.values():
@@ -48,21 +50,29 @@ def test_forward_kernels_are_exactly_plus_minus_alpha_on_jax(jax_run):
         assert set(np.unique(np.abs(value)).tolist()) == {np.float32(alpha)}
 
 
-def test_fit_on_jax_lowers_the_loss(jax_run):
-    _, probe = jax_run
+def test_fit_lowers_the_loss(backend_run):
+    _, probe = backend_run
     losses = probe["losses"]
     assert np.all(np.isfinite(losses)) and np.all(np.diff(losses) < 0)
-    assert losses[-1] < 0.85 * losses[0]  # measured: 2.12 -> 1.66
+    assert losses[-1] < 0.85 * losses[0]  # measured: 2.12 -> 1.66 (JAX), 2.13 -> 1.66 (torch)
 
 
-def test_jax_model_loads_on_tensorflow_and_exports(jax_run, mnist, tmp_path):
+def test_model_trained_there_loads_on_tensorflow_and_exports(backend_run, mnist, tmp_path):
     import keras
 
-    out, probe = jax_run
+    out, probe = backend_run
     model = keras.models.load_model(out / "model.keras")
     images = mnist["x_test"][:64, ..., None].astype("float32")
     keras_out = model.predict(images, verbose=0)
-    np.testing.assert_allclose(keras_out, probe["predictions"], atol=1e-5)
+    if out.name.startswith("torch"):
+        # Keras 3.15.1's torch AveragePooling2D(padding="same") averages the windows that
+        # overhang the bottom / right edge differently from TensorFlow and JAX
+        # (keras-team/keras#18452): WRN's downsampling shortcut. Measured: max 0.0077.
+        assert np.abs(keras_out - probe["predictions"]).max() < 0.05
+        agree = np.mean(keras_out.argmax(-1) == probe["predictions"].argmax(-1))
+        assert agree >= 0.95, agree  # measured: 63 or 64 of 64 (near-tied images)
+    else:
+        np.testing.assert_allclose(keras_out, probe["predictions"], atol=1e-5)
     archive = export.save_packed(model, tmp_path / "m.onebit")
     np.testing.assert_allclose(export.load_packed(archive).predict(images, verbose=0),
                                keras_out, atol=1e-6)
@@ -72,3 +82,28 @@ def test_jax_model_loads_on_tensorflow_and_exports(jax_run, mnist, tmp_path):
     int8 = report.litert_outputs(export.convert(model, "int8", calibration), images)
     agree = np.mean(np.argmax(int8, -1) == np.argmax(keras_out, -1))
     assert agree >= 0.95, agree
+
+
+def test_stochastic_storage_runs_on_jax_and_is_refused_on_torch_in_one_line(backend_run):
+    out, probe = backend_run
+    outcome = str(probe["storage"])
+    if out.name.startswith("jax"):
+        assert outcome == "trained"
+    else:
+        assert outcome.startswith("BackendError: Stochastic one-bit input storage runs on the "
+                                  "TensorFlow and JAX backends"), outcome
+        assert "\n" not in outcome
+
+
+def test_shortcut_pools_against_tensorflow(backend_run):
+    """MatConvNet's pool (ours) is the same on every backend; Keras' "same" average pool
+    differs on torch in the last row and column only (keras-team/keras#18452). When a Keras
+    upgrade fixes it, this fails: then drop the caveat in README's backends section."""
+    out, probe = backend_run
+    symmetric, same = backend_probe.pools()  # here: TensorFlow
+    np.testing.assert_allclose(probe["pool/symmetric"], symmetric, atol=1e-6)
+    differs = np.abs(probe["pool/same"] - same).max(axis=(0, 3)) > 1e-5
+    if out.name.startswith("torch"):
+        assert differs[-1, :].all() and differs[:, -1].all() and not differs[:-1, :-1].any()
+    else:
+        assert not differs.any()

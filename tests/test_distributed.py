@@ -1,5 +1,7 @@
 """Mirrored training on two logical CPU devices, and multi-worker training
-with two local worker processes: every replica ends with identical weights."""
+with two local worker processes: every replica ends with identical weights.
+On JAX, keras.distribution.DataParallel over two host CPU devices trains what
+one device trains with the same global batch."""
 
 import json
 import os
@@ -10,6 +12,7 @@ import textwrap
 
 import keras
 import numpy as np
+import pytest
 
 import keras_onebit  # registers the layers for load_model
 
@@ -35,6 +38,46 @@ MIRRORED = textwrap.dedent("""
         replicas = len(values)
     print("REPLICAS", replicas, "STEPS", int(model.optimizer.iterations.numpy()))
 """)
+
+
+DATA_PARALLEL = textwrap.dedent("""
+    import sys, numpy as np, keras
+    from keras_onebit.training.loop import RunConfig, train
+    assert len(keras.distribution.list_devices()) == 2, keras.distribution.list_devices()
+
+    def run(strategy, out):
+        keras.utils.set_random_seed(0)
+        config = RunConfig(model="wrn_20_1", epochs=1, batch_size=40, train_limit=40,
+                           strategy=strategy, out_dir=out, verbose=0)
+        model, _ = train(config)
+        return [np.asarray(w) for w in model.trainable_weights], int(model.optimizer.iterations)
+
+    keras.utils.set_random_seed(0)
+    start = [np.asarray(w) for w in keras_onebit.models.wrn_20_1().trainable_weights]
+    parallel, steps = run("data_parallel", sys.argv[1] + "/parallel")
+    keras.distribution.set_distribution(None)
+    single, _ = run("default", sys.argv[1] + "/single")
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(parallel, single, strict=True))
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(parallel, start, strict=True))
+    print("STEPS", steps, "DIFF", diff, "MOVED", moved)
+""").replace("import sys,", "import keras_onebit, sys,")
+
+
+def test_data_parallel_on_two_jax_cpu_devices_matches_one_device(tmp_path):
+    pytest.importorskip("jax")
+    out = subprocess.run([sys.executable, "-c", DATA_PARALLEL, str(tmp_path)],
+                         capture_output=True, text=True, timeout=600,
+                         env=env(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
+                                 XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    fields = out.stdout.split()
+    steps, diff, moved = int(fields[1]), float(fields[3]), float(fields[5])
+    assert steps == 1
+    assert moved > 1e-3, moved  # the step did change the weights
+    # One step of a global batch of 40 split over two devices gives the one-device weights
+    # up to the order of the sums (measured: 3e-7). Not tested further: after a second step
+    # the runs differ by 2e-4 (float twin too), which is not explained yet.
+    assert diff < 1e-5, diff
 
 
 def free_port():
@@ -79,3 +122,12 @@ def test_multi_worker_two_local_processes(tmp_path):
     stem = chief.get_layer("stem_conv").kernel.numpy()
     assert not np.array_equal(stem, keras_onebit.models.wrn_20_1().get_layer("stem_conv").kernel)
     assert json.loads((run / "state.json").read_text())["epochs_done"] == 1
+
+
+def test_data_parallel_on_tensorflow_is_refused_in_one_line():
+    from keras_onebit.errors import ConfigError
+    from keras_onebit.training import distribute
+
+    with pytest.raises(ConfigError, match="JAX backend") as e:
+        distribute.make_strategy("data_parallel")
+    assert "\n" not in str(e.value) and "--strategy mirrored" in str(e.value)

@@ -49,8 +49,11 @@ flags.DEFINE_string("out", None, "Run folder (default runs/<model id>).")
 flags.DEFINE_bool("resume", False, "Continue from the run folder's last checkpoint.")
 flags.DEFINE_bool("overwrite", False, "Start over in a run folder that holds a run (its "
                   "checkpoint, log and final model are replaced).")
-flags.DEFINE_enum("strategy", "default", list(distribute.STRATEGIES), "tf.distribute strategy.")
-flags.DEFINE_list("devices", [], "Devices for --strategy mirrored (default: all GPUs or CPU).")
+flags.DEFINE_enum("strategy", "default", list(distribute.STRATEGIES),
+                  "tf.distribute strategy (TensorFlow), or data_parallel (JAX: "
+                  "keras.distribution.DataParallel).")
+flags.DEFINE_list("devices", [], "Devices for --strategy mirrored (default: all GPUs or CPU) "
+                  "or data_parallel (default: all; e.g. cpu:0,cpu:1).")
 flags.DEFINE_string("hub", None, "Also write a hub entry <hub>/<model id>/ (e.g. pretrained).")
 flags.DEFINE_bool("hub_default", False, "Make the hub entry the manifest default.")
 flags.DEFINE_string("hub_notes", "", "Free text for the hub entry's model card.")
@@ -99,7 +102,8 @@ NEEDS = {
     "iterative_order": ("--iterative_epochs > 0", lambda f: f.iterative_epochs),
     "hub_default": ("--hub", lambda f: f.hub),
     "hub_notes": ("--hub", lambda f: f.hub),
-    "devices": ("--strategy mirrored", lambda f: f.strategy == "mirrored"),
+    "devices": ("--strategy mirrored or data_parallel",
+                lambda f: f.strategy in ("mirrored", "data_parallel")),
 }
 
 

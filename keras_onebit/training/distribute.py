@@ -1,21 +1,59 @@
-"""tf.distribute strategies for the training command.
+"""Distribution strategies for the training command.
 
 `default` runs on one device; `mirrored` replicates over local devices
 (every GPU, or the given `devices`); `multi_worker` spans hosts described
-by the TF_CONFIG environment variable (each host runs the same command).
+by the TF_CONFIG environment variable (each host runs the same command):
+these are tf.distribute's. `data_parallel` is Keras' own
+`keras.distribution.DataParallel` on the JAX backend (every local device, or
+the given `devices`; several hosts after `jax.distributed.initialize()`).
 """
 
+import contextlib
 import json
 import os
+
+import keras
 
 from keras_onebit.errors import ConfigError
 from keras_onebit.lazy import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
+STRATEGIES = ("default", "mirrored", "multi_worker", "data_parallel")
+
+
+class KerasDistribution:
+    """A `keras.distribution.Distribution` where the loop expects a tf.distribute
+    strategy: set for the whole process (Keras reads it in `fit` too), so `scope()`
+    has nothing left to do."""
+
+    def __init__(self, distribution):
+        self.distribution = distribution
+        if distribution is not None:  # None: the default, one device, nothing to set
+            keras.distribution.set_distribution(distribution)
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
+def data_parallel(devices=()):
+    """`keras.distribution.DataParallel` over `devices` (default: all), JAX only."""
+    if keras.backend.backend() != "jax":
+        raise ConfigError(f"--strategy data_parallel is keras.distribution.DataParallel, for the "
+                          f"JAX backend (Keras runs on {keras.backend.backend()!r}); on "
+                          "TensorFlow use --strategy mirrored.")
+    available = keras.distribution.list_devices()
+    unknown = [d for d in devices if d not in available]
+    if unknown:
+        raise ConfigError(f"--devices {','.join(unknown)}: not a device of this process "
+                          f"({', '.join(available)}).")
+    return KerasDistribution(keras.distribution.DataParallel(devices=list(devices) or available))
 
 
 def make_strategy(name, devices=()):
+    if name == "data_parallel":
+        return data_parallel(devices)
     if name == "default":
+        if keras.backend.backend() != "tensorflow":
+            return KerasDistribution(None)
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices=list(devices) or None)
@@ -51,7 +89,8 @@ def patch_for_multi_worker(model, strategy, x, y):
     2. the step's scalar logs are all-reduced along axis 0 ("Invalid reduction
        dimension 0 for input with 0 dimensions"): give them that axis.
     """
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if isinstance(strategy, KerasDistribution) or not isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return
     with strategy.scope():
         model._symbolic_build(data_batch=(tf.cast(x[:2], tf.float32), y[:2], None))
