@@ -83,7 +83,7 @@ def he_scale(shape):
     return math.sqrt(2.0 / fan_in(shape))
 
 
-def _upstream(args, upstream):
+def upstream_gradient(args, upstream):
     """The incoming gradient of a `keras.ops.custom_gradient` grad function
     (positional on TensorFlow, keyword on some backends)."""
     return args[0] if upstream is None else upstream
@@ -168,7 +168,7 @@ class SignWeight(Quantizer):
             alpha = ops.cast(self.alpha(w), w.dtype)
 
             def grad(*args, upstream=None):
-                g = _upstream(args, upstream)
+                g = upstream_gradient(args, upstream)
                 if self.gradient == "ste":
                     return g
                 inside = ops.cast(ops.abs(w) <= 1.0, g.dtype)
@@ -203,7 +203,7 @@ class ApproxSign(Quantizer):
         @ops.custom_gradient
         def approx_sign(x):
             def grad(*args, upstream=None):
-                g = _upstream(args, upstream)
+                g = upstream_gradient(args, upstream)
                 slope = ops.where(x < 0, 2.0 + 2.0 * x, 2.0 - 2.0 * x)
                 inside = ops.logical_and(x >= -1.0, x < 1.0)
                 return g * ops.where(inside, slope, ops.zeros_like(x))
@@ -228,7 +228,7 @@ class SteSign(Quantizer):
         @ops.custom_gradient
         def ste_sign(x):
             def grad(*args, upstream=None):
-                g = _upstream(args, upstream)
+                g = upstream_gradient(args, upstream)
                 return g * ops.cast(ops.abs(x) <= 1.0, g.dtype)
 
             return sign(x), grad

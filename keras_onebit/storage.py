@@ -43,7 +43,7 @@ from keras import ops
 
 from keras_onebit.errors import ConfigError
 from keras_onebit.lazy import tensorflow as tf
-from keras_onebit.quantizers import Quantizer, _upstream
+from keras_onebit.quantizers import Quantizer, upstream_gradient
 
 SCALES = ("max", "percentile")
 SAMPLE = 65536  # elements used to estimate a percentile
@@ -255,7 +255,7 @@ class StochasticBinaryStorage(Quantizer):
         @ops.custom_gradient
         def forward(x, kernel):
             def grad(*args, upstream=None):
-                dy = _upstream(args, upstream)
+                dy = upstream_gradient(args, upstream)
                 # Decoded only once dy exists, so copies are made one layer at a time.
                 stored = _after([dy], lambda: self.decode(packed, lo, s, shape, dtype))
                 return _vjp(op, stored, kernel, dy)
@@ -275,10 +275,14 @@ def relu_keeping_a_bit_mask(x, floor=0.0):
     byte instead of a float tensor. The gradient is TensorFlow's, exactly, on
     every backend: dy * 1[x > 0] for the ReLU (floor 0), dy * 1[x >= floor]
     for another floor (tf.maximum's: a tie goes to x; JAX's own maximum
-    would give a tie half)."""
-    check_backend("A bit-mask ReLU in training")
+    would give a tie half). On PyTorch: the same values and gradient, without
+    the memory saving."""
     x = ops.convert_to_tensor(x)
     floor = float(floor)
+    if keras.backend.backend() not in ("tensorflow", "jax"):
+        # PyTorch: the same forward and gradient (`where` routes dy to the branch it takes),
+        # keeping the float input for the backward pass: no memory saved there.
+        return ops.where(x > 0 if floor == 0.0 else x >= floor, x, ops.cast(floor, x.dtype))
 
     @ops.custom_gradient
     def relu(x):
@@ -286,7 +290,7 @@ def relu_keeping_a_bit_mask(x, floor=0.0):
         shape = _shape(x)
 
         def grad(*args, upstream=None):
-            dy = _upstream(args, upstream)
+            dy = upstream_gradient(args, upstream)
             return dy * _after([dy], lambda: unpack_bits(mask, shape, dy.dtype))
 
         if floor == 0.0:  # the output waits for the mask, as in `apply`

@@ -14,6 +14,7 @@ import numpy as np
 
 import keras_onebit as kob
 from keras_onebit.quantizers import ApproxSign, SignWeight, SteSign
+from keras_onebit.storage import relu_keeping_a_bit_mask
 from keras_onebit.training import WarmRestartCosine, ZeroMomentumAtRestart, train_dataset
 
 W = np.array([[-1.5, -1.0, -0.3], [0.0, 0.4, 2.0]], dtype=np.float32)
@@ -26,6 +27,10 @@ QUANTIZERS = {
     "none_ste": (SignWeight("none"), W),
     "approx_sign": (ApproxSign(), X),
     "ste_sign": (SteSign(), X),
+    # the ReLUs keeping a bit mask (ties at 0 and -1 in X): a memory saving on TensorFlow and
+    # JAX, plain `where` on PyTorch; the same values and gradients everywhere
+    "relu_bit_mask": (lambda v: relu_keeping_a_bit_mask(v), X),
+    "shifted_relu_bit_mask": (lambda v: relu_keeping_a_bit_mask(v, floor=-1.0), X),
 }
 
 

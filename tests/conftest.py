@@ -41,6 +41,12 @@ def tree_state(*roots):
     return state
 
 
+# Cases behind the slow-test switch (KERAS_ONEBIT_SLOW_TESTS=1), to keep CI under 20 minutes;
+# each says what covers its feature in the fast run.
+slow = pytest.mark.skipif(not os.environ.get("KERAS_ONEBIT_SLOW_TESTS"),
+                          reason="slow: set KERAS_ONEBIT_SLOW_TESTS=1")
+
+
 def run_on_jax(script, out_dir, data_path, result_name):
     """`run_on_backend` on Keras' JAX backend."""
     return run_on_backend("jax", script, out_dir, data_path, result_name)

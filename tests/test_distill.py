@@ -17,6 +17,7 @@ from keras_onebit.training.distill import (
     with_teacher,
 )
 from keras_onebit.training.loop import RunConfig, curve_marks, load_teacher, phases, train
+from tests.conftest import slow
 
 
 def softmax(z):
@@ -105,6 +106,7 @@ def test_curves_mark_the_switch_to_distillation():
     assert curve_marks(RunConfig(epochs=30, distill_from_epoch=14)) == []
 
 
+@slow  # 39 s; docs/TRAINING.md runs a distillation
 def test_run_switches_to_distillation_at_a_restart_also_when_resumed(tmp_path):
     labels = datasets.load_dataset("cifar10")["y_train"][:100]
     teacher = tmp_path / "teacher.npy"

@@ -12,6 +12,7 @@ import pytest
 import keras_onebit as kob
 from keras_onebit import hub
 from keras_onebit.hub import registry
+from tests.conftest import slow
 
 FILES = {
     "wrn_20_10-cifar10-1bit": "CIFAR10_allparams.mat",
@@ -97,6 +98,7 @@ def test_factory_weights_argument(official, cifar10, expected):
         kob.models.wrn_20_10(weights="wrn_20_10-cifar10-1bit-matlab")
 
 
+@slow  # 45 s; the CIFAR-10 import tests stay fast
 def test_cifar100_layouts_load_and_agree(official, cifar10):
     """No CIFAR-100 test set here, so the two independently trained CIFAR-100 nets
     (Keras and MATLAB layouts) are compared with each other on CIFAR-10 images: imported

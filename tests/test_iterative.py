@@ -15,6 +15,7 @@ from keras_onebit.training import (
     sensitivity_order,
 )
 from keras_onebit.training.iterative import binary_layer_count
+from tests.conftest import slow
 
 
 def mlp(seed=0):
@@ -176,6 +177,7 @@ def test_switchable_wrn_starts_float():
         layer.name for layer in model.layers if isinstance(layer, BinaryConv2D)]
 
 
+@slow  # 31 s; the callback tests above cover the switching
 def test_training_run_switches_layers_and_resumes(tmp_path):
     from keras_onebit.training.loop import RunConfig, train
 

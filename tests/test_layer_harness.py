@@ -1,7 +1,7 @@
 """Keras's own layer test harness (`testing.TestCase.run_layer_test`: build,
 call, serialization round trip, training step, mixed precision) passes for every
 public layer of the library and each of its options, on TensorFlow here and on
-JAX in a child process (a process has one Keras backend)."""
+JAX and PyTorch in child processes (a process has one Keras backend)."""
 
 import os
 import subprocess
@@ -22,7 +22,8 @@ CONV_OPTIONS = [
     {"use_bias": True, "activation": "relu"}, {"strides": 2, "padding": "same"},
     {"input_storage": "stochastic_1bit"},
 ]
-TENSORFLOW_ONLY = ("input_storage",)  # stochastic storage: TensorFlow's gradient machinery
+TENSORFLOW_ONLY = ("input_storage",)  # stochastic storage: refused on torch; its JAX
+# gradient is tested in tests/test_storage.py
 
 
 def cases():
@@ -76,8 +77,10 @@ def test_keras_layer_harness_on_tensorflow(case):
     check(*case)
 
 
-def test_keras_layer_harness_on_jax():
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_keras_layer_harness_on_another_backend(backend):
+    pytest.importorskip(backend)
+    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu",
            "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT}
     script = "from tests.test_layer_harness import check_all; print(len(check_all()))"
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,

@@ -164,7 +164,7 @@ def test_weights_by_factory_whatever_the_name(images, hub_model, monkeypatch):
     def no_second_model(*args, **kwargs):
         raise AssertionError("weights= built a second model from the archive")
 
-    monkeypatch.setattr(hub.loading, "_load_packed", no_second_model)
+    monkeypatch.setattr(hub.loading, "load_packed_file", no_second_model)
     model = kob.models.wrn_20_2(weights="cifar10", name="x")
     assert model.name == "x"
     np.testing.assert_array_equal(model.predict(images, verbose=0),

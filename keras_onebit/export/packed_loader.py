@@ -12,7 +12,7 @@ import math
 import keras
 import numpy as np
 
-from keras_onebit import walk
+from keras_onebit import compat, walk
 from keras_onebit.errors import one_line
 from keras_onebit.export.errors import ExportError
 from keras_onebit.export.packed_format import scale_mode_of, stored_signs
@@ -52,25 +52,17 @@ def _budget(manifest):
 def _build_deferred(path, architecture, limit):
     """(model, created variables): the architecture built inside a stateless
     scope, so its variables have shapes but no memory; at most `limit` elements."""
-    from keras.src.backend.common import global_state
-    from keras.src.backend.common.stateless_scope import in_stateless_scope
-
-    if in_stateless_scope():
+    if compat.in_stateless_scope():
         raise ExportError(f"{path}: load_packed cannot run inside a keras.StatelessScope.")
-    key = "uninitialized_variables"
-    pending = global_state.get_global_attribute(key, [], set_to_default=True)
     budget = _VariableBudget(limit)
-    global_state.set_global_attribute(key, budget)
     try:
-        with keras.StatelessScope(initialize_variables=False):
+        with compat.deferred_variables(budget), keras.StatelessScope(initialize_variables=False):
             model = keras.models.model_from_json(json.dumps(architecture))
     except Exception as e:  # Keras may wrap the budget's error: report it plainly
         if budget.exceeded:
             raise ExportError(f"{path}: {budget.exceeded}.") from None
         raise ExportError(f"{path}: cannot rebuild the architecture ({type(e).__name__}: "
                           f"{one_line(e)}).") from e
-    finally:
-        global_state.set_global_attribute(key, pending)
     if budget.exceeded:  # in case a layer caught the error and went on
         raise ExportError(f"{path}: {budget.exceeded}.")
     return model, list(budget)
@@ -106,12 +98,6 @@ def _check_structure(path, model, tensors):
                 f"{path}: layer {layer!r} has {entry['bits_nbytes']} bytes of sign bits, "
                 f"shape {shape} needs {nbytes}."
             )
-
-
-def _initialize(variables):
-    for v in variables:
-        if v._value is None:
-            v._deferred_initialize()
 
 
 def _tensor_value(path, entry, w, kernels, bits, floats):
@@ -181,7 +167,7 @@ def load_packed(path):
     model, created = _build_deferred(path, architecture, _budget(manifest))
     tensors = manifest["tensors"]
     _check_structure(path, model, tensors)
-    _initialize(created)
+    compat.initialize_deferred(created)
     kernels = binary_kernels(model, switched_off_too=True)
     for entry, w in zip(tensors, model.weights, strict=True):
         value = _tensor_value(path, entry, w, kernels, bits, floats)

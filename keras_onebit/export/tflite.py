@@ -19,6 +19,7 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
+from keras_onebit import compat
 from keras_onebit.errors import require_tensorflow_backend
 from keras_onebit.export import bitpack
 from keras_onebit.export.deploy import deploy_clone
@@ -122,7 +123,7 @@ def convert(model, format="float", representative_data=None):
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     if format == "int4":
-        converter._experimental_low_bit_qat = True
+        compat.enable_low_bit_qat(converter)
     try:
         return converter.convert()
     except Exception as e:  # the converter's errors are long and varied

@@ -5,14 +5,8 @@ and `copy_weights(source, target)`, layer by layer with the architectures compar
 
 import math
 
+from keras_onebit.hub import loading
 from keras_onebit.hub.errors import ArchitectureMismatchError, HubError
-from keras_onebit.hub.loading import (
-    as_path,
-    list_entries,
-    load_mat,
-    load_packed_file,
-    weights_file,
-)
 from keras_onebit.layers import is_binary
 
 # A factory's `weights=` reaches `load_weights_into` through
@@ -34,7 +28,7 @@ def _pick_for_dataset(model, dataset, factory):
             "that built the model, and none was given (factory=...); pass a hub id or a path "
             "instead.")
     binary = any(is_binary(layer) for layer in _own_layers(model))
-    rows = [r for r in list_entries() if r["dataset"] == dataset]
+    rows = [r for r in loading.list_entries() if r["dataset"] == dataset]
     matching = [r for r in rows if r["factory"] == factory and bool(r["binary"]) == binary]
     if not matching:
         have = ", ".join(f"{r['id']} ({r['factory']}, {'1-bit' if r['binary'] else 'float'})"
@@ -329,16 +323,16 @@ def load_weights_into(model, weights, factory=None, include_top=True, classes=No
 
     where = f"weights={str(weights)!r}"
     name = weights
-    if isinstance(weights, str) and weights in DATASETS and as_path(weights) is None:
+    if isinstance(weights, str) and weights in DATASETS and loading.as_path(weights) is None:
         name = _pick_for_dataset(model, weights, factory)
         where = f"{where} (hub model {name})"
-    kind, path = weights_file(name)
+    kind, path = loading.weights_file(name)
     src = None
     if kind == "packed":
         manifest, bits, floats = _read_packed(path)
         src = _archive_slots(path, manifest, bits, floats)
     if src is None:  # a .mat file, or an archive of nested models: build it, then copy
-        source = load_mat(path) if kind == "mat" else load_packed_file(path)
+        source = loading.load_mat(path) if kind == "mat" else loading.load_packed_file(path)
         src = _model_slots(source)
     return _load_slots(src, model, where, include_top, classes)
 

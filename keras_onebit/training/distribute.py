@@ -14,6 +14,7 @@ import os
 
 import keras
 
+from keras_onebit import compat
 from keras_onebit.errors import ConfigError
 from keras_onebit.lazy import tensorflow as tf
 
@@ -93,8 +94,8 @@ def patch_for_multi_worker(model, strategy, x, y):
             strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return
     with strategy.scope():
-        model._symbolic_build(data_batch=(tf.cast(x[:2], tf.float32), y[:2], None))
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+        compat.build_metrics_from_batch(model, (tf.cast(x[:2], tf.float32), y[:2], None))
+    compat.skip_symbolic_build(model)
     for name in ("train_step", "test_step"):
         setattr(model, name, _with_vector_logs(getattr(model, name)))
 
