@@ -174,7 +174,7 @@ def compile_image(src, lib, flags, model_folder, out, linker_script):
     """Compiles and links the firmware image `out` (an ELF file)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     cxxflags, ccflags = flags["CXXFLAGS"], flags["CCFLAGS"]
-    semihosting = [] if SEMIHOSTING in cxxflags else [SEMIHOSTING]  # cortex_m_generic has none
+    semihosting = [] if SEMIHOSTING in cxxflags else [SEMIHOSTING]  # a target without it
     optimize = flags["CORE_OPTIMIZATION_LEVEL"]
     cxx = ["arm-none-eabi-g++", *cxxflags, *optimize, *semihosting, *flags["INCLUDES"],
            "-DONEBIT_FIRMWARE", f"-I{FIRMWARE}", f"-I{model_folder}"]
@@ -323,8 +323,10 @@ def export_folder(model, out):
     folder = pathlib.Path(out).resolve() / model_id
     if not all((folder / f"{model_id}_{fmt}.tflite").is_file() for fmt in FORMATS):
         log(f"exporting {model_id} first (python -m keras_onebit export)")
-        subprocess.run([sys.executable, "-m", "keras_onebit", "export", "--model", model,
-                        "--out", str(out)], check=True)
+        done = subprocess.run([sys.executable, "-m", "keras_onebit", "export", "--model", model,
+                               "--out", str(out)])
+        if done.returncode != 0:
+            raise FirmwareError(f"exporting {model_id} failed (its message is above)")
     return model_id, folder
 
 
