@@ -85,9 +85,9 @@ def tool_path(src=None):
     return os.pathsep.join(folders)
 
 
-def check_tools(which=shutil.which, path=None):
+def check_tools(which=shutil.which):
     """Raises FirmwareError naming every missing tool and the Debian package that has it."""
-    missing = [(tool, package) for tool, package in TOOLS if which(tool, path=path) is None]
+    missing = [(tool, package) for tool, package in TOOLS if which(tool) is None]
     if not missing:
         _check_libraries()
         return
@@ -162,12 +162,12 @@ def model_sources(folder, model_bytes, image):
     from keras_onebit.export.files import write_text
 
     minimum = micro.minimum_arena(model_bytes, image)
-    cc, h = micro.c_source(model_bytes, arena_size=micro.declared_arena(minimum),
-                           minimum_arena=minimum)
+    declared = micro.declared_arena(minimum)
+    cc, h = micro.c_source(model_bytes, arena_size=declared, minimum_arena=minimum)
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "model_data.cc", cc)
     write_text(folder / "model_data.h", h)
-    return micro.declared_arena(minimum)
+    return declared
 
 
 def compile_image(src, lib, flags, model_folder, out, linker_script):
@@ -358,16 +358,16 @@ def build_all(args):
     icount = plugin(work)
     libraries = {(core, kernels): library(src, core, kernels)
                  for core in args.cores for kernels in args.kernels}
+    from keras_onebit.export import micro
+
+    count = macs((folder / f"{model_id}_int8.tflite").read_bytes())  # the same for every format
+    names = list(images)
     builds = []
     for fmt in args.formats:
         model_bytes = (folder / f"{model_id}_{fmt}.tflite").read_bytes()
         arena = model_sources(work / fmt, model_bytes, images["test0.f32"])
-        from keras_onebit.export import micro
-
-        names = list(images)
         outputs = micro.run(model_bytes, [images[n] for n in names], arena)
         reference = dict(zip(names, outputs, strict=True))
-        count = macs((folder / f"{model_id}_int8.tflite").read_bytes())
         for core in args.cores:
             for kernels in args.kernels:
                 lib, flags = libraries[core, kernels]

@@ -54,6 +54,9 @@ def _on_jax():
     return keras.backend.backend() == "jax"
 
 
+CUSTOM_GRADIENT_BACKENDS = ("tensorflow", "jax")  # where this module's custom gradients run
+
+
 def check_backend(what):
     """Refuses a backend this module's custom gradients do not cover.
 
@@ -64,7 +67,7 @@ def check_backend(what):
         BackendError: (one line) unless Keras runs on TensorFlow or JAX.
     """
     backend = keras.backend.backend()
-    if backend not in ("tensorflow", "jax"):
+    if backend not in CUSTOM_GRADIENT_BACKENDS:
         from keras_onebit.errors import BackendError
 
         raise BackendError(f"{what} runs on the TensorFlow and JAX backends; Keras runs on "
@@ -279,7 +282,7 @@ def relu_keeping_a_bit_mask(x, floor=0.0):
     the memory saving."""
     x = ops.convert_to_tensor(x)
     floor = float(floor)
-    if keras.backend.backend() not in ("tensorflow", "jax"):
+    if keras.backend.backend() not in CUSTOM_GRADIENT_BACKENDS:
         # PyTorch: the same forward and gradient (`where` routes dy to the branch it takes),
         # keeping the float input for the backward pass: no memory saved there.
         return ops.where(x > 0 if floor == 0.0 else x >= floor, x, ops.cast(floor, x.dtype))

@@ -149,7 +149,7 @@ def test_fit_table_arithmetic():
 
 def test_missing_tools_one_line():
     with pytest.raises(run.FirmwareError) as e:
-        run.check_tools(which=lambda tool, path: None if tool.startswith("arm-") else "/usr/bin/x")
+        run.check_tools(which=lambda tool: None if tool.startswith("arm-") else "/usr/bin/x")
     message = str(e.value)
     assert "\n" not in message
     assert "apt-get install binutils-arm-none-eabi gcc-arm-none-eabi" in message
