@@ -313,20 +313,25 @@ def test_packed_depthwise_filter_of_signs_is_exact():
         np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
 
 
-def test_bireal_binary_activations_export_float_and_packed(data):
-    # Bi-Real Net: sign(x) before each binary conv becomes GREATER_EQUAL + SELECT.
+def test_bireal_binary_activations_agree_in_every_format(data):
+    """Bi-Real Net: sign(x) before each binary conv becomes GREATER_EQUAL +
+    SELECT_V2; the int8 formats convolve those signs exactly (sign_int8.py), so
+    every format computes Keras' outputs up to float rounding, without
+    calibration data."""
     keras.utils.set_random_seed(4)
     model = kob.models.bireal_net((1, 1), classes=10, input_shape=(32, 32, 3), widths=(16, 32),
                                   classifier_activation=None)
     model = calibrate_batchnorm(model, data["train"][:500])
     images = data["test"][:50]
     reference = model.predict(images, verbose=0)
-    for fmt in ("float", "packed"):
-        out = report.litert_outputs(tflite.convert(model, fmt), images)
-        result = report.compare(reference, out)
+    files = {fmt: tflite.convert(model, fmt) for fmt in ("float", "packed", "int8", "packed_int8")}
+    for fmt, converted_bytes in files.items():
+        result = report.compare(reference, report.litert_outputs(converted_bytes, images))
         assert result["max_rel_diff"] <= 1e-4 and result["argmax_agreement"] == 1.0, fmt
-    int8 = tflite.convert(model, "int8", data["train"][:200])
-    assert report.compare(reference, report.litert_outputs(int8, images))["argmax_agreement"] >= 0.9
+    assert bitpack.operator_counts(files["int8"])["DEQUANTIZE"] == 2  # one per binary conv
+    compressed = micro.compress(files["int8"])
+    tflm = micro.run(compressed, images[:3], micro.minimum_arena(compressed, images[0]))
+    np.testing.assert_allclose(tflm, reference[:3], rtol=1e-4, atol=1e-4)
 
 
 def test_unknown_input_quantizer_is_named(tmp_path):

@@ -10,7 +10,9 @@ Formats of `export_tflite` (all converted from a deploy clone with constant
 kernels, never from the training graph):
 - "float": +-alpha float32 kernels; the reference (XNNPACK in LiteRT).
 - "int8": full-integer post-training quantization from `representative_data`;
-  binary kernels are exactly +-127 per channel.
+  binary kernels are exactly +-127 per channel. A network with binary
+  activations instead gets exact int8 convs of its signs inside its float
+  graph (sign_int8; no calibration), so every format agrees with Keras.
 - "int4": exact +-7 int4 kernels (fake_quant + `_experimental_low_bit_qat`),
   int8 activations.
 - "packed": the float model with the sign bits of each binary filter in a
@@ -24,9 +26,10 @@ kernels, never from the training graph):
 
 Modules, lower first (a module imports only those before it): errors, files,
 packed (archive), deploy (deploy clone), bitpack (UINT8 sign bits in a
-.tflite), tflite (conversions), micro (TFLM compression, arena, C source),
-report (measurements, report files), fallback (BN statistics for a stand-in
-model the caller builds), bundle (all formats at once).
+.tflite), sign_int8 (exact int8 convs of signs), tflite (conversions), micro
+(TFLM compression, arena, C source), report (measurements, report files),
+fallback (BN statistics for a stand-in model the caller builds), bundle (all
+formats at once).
 """
 
 from keras_onebit.export.errors import ExportError

@@ -228,7 +228,7 @@ def pack_filters(model_bytes, min_weights=MIN_WEIGHTS, conv_as_matmul=True,
     # the converter's minimum runtime (e.g. 1.6.0) fits the source graph, not the call-once
     # and variable operators added here: no claim rather than a wrong one
     model.metadata = [m for m in model.metadata or [] if m.name != b"min_runtime_version"]
-    _drop_empty_buffers(model)
+    drop_empty_buffers(model)
     strip_names(model)
     builder = flatbuffers.Builder(len(model_bytes) // 4 + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
@@ -349,7 +349,7 @@ def _var_handle(ed, subgraph, name):
                          flatbuffer.options(ed.s, "VarHandle", sharedName=name))
 
 
-def _drop_empty_buffers(model):
+def drop_empty_buffers(model):
     """Points every tensor without data at buffer 0 (the converter gives each
     activation its own empty buffer, 12 bytes or more apiece) and removes the
     buffers no tensor or metadata uses any more (the emptied filters too)."""

@@ -20,7 +20,7 @@ from keras_onebit.export.errors import ExportError
 from keras_onebit.export.expand import expand
 from keras_onebit.export.files import check_writable, write_bytes, write_text
 from keras_onebit.export.packed import load_packed, save_packed
-from keras_onebit.export.tflite import FORMATS, convert
+from keras_onebit.export.tflite import FORMATS, binary_activations, convert
 
 NOTES = {
     "float": "+-alpha float32 kernels, XNNPACK",
@@ -31,6 +31,8 @@ NOTES = {
     "packed_int8": "int8 model, filters as UINT8 sign bits, unpacked once into int8 variables",
     "micro": "int8 + TFLM 1-bit LUT compression; TFLite Micro only",
 }
+SIGN_NOTE = ("binary activations: exact int8 convs of the signs (+-1 x +-127 -> n / 2), "
+             "the rest float32 as in the float model; no calibration")
 
 
 def parse_formats(formats):
@@ -81,6 +83,7 @@ def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=
     mem = memory_summary(model, print_fn=lambda *a, **k: None)
     limit = mem["onebit_bytes"]
     rows = {}
+    signs = binary_activations(model)
 
     say(f"packed archive {name}.onebit")
     archive = out_dir / f"{name}.onebit"
@@ -109,6 +112,9 @@ def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=
         path = write_bytes(out_dir / f"{name}_{fmt}.tflite", data)
         row = {"file": path.name, "bytes": len(data), "convert_s": time.perf_counter() - t0,
                "notes": NOTES[fmt]}
+        if signs and fmt == "int8":
+            row["notes"] = SIGN_NOTE
+            row.update(report.sign_saturation(data, images[:micro_images]))
         if fmt == "micro":
             row.update(_micro_checks(data, converted("int8"), reference, images[:micro_images],
                                      out_dir, progress))

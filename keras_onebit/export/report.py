@@ -10,17 +10,22 @@ import time
 
 import numpy as np
 
+from keras_onebit.export import sign_int8
 from keras_onebit.export.files import write_text
 
 
-def litert_interpreter(model_bytes, threads=2, xnnpack=True):
+def litert_interpreter(model_bytes, threads=2, xnnpack=True, keep_tensors=False):
     """An allocated LiteRT interpreter; `xnnpack=False`: the builtin kernels only
-    (no default delegate), whose int8 arithmetic is TFLite's reference rounding."""
+    (no default delegate), whose int8 arithmetic is TFLite's reference rounding;
+    `keep_tensors`: every intermediate tensor stays readable after `invoke`
+    (builtin kernels only)."""
     from keras_onebit.errors import require
 
     module = require("ai_edge_litert.interpreter", "export", "Running a .tflite model (LiteRT)")
-    options = {} if xnnpack else {"experimental_op_resolver_type":
-                                  module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+    options = {} if xnnpack and not keep_tensors else {
+        "experimental_op_resolver_type": module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+    if keep_tensors:
+        options["experimental_preserve_all_tensors"] = True
     it = module.Interpreter(model_content=bytes(model_bytes), num_threads=threads, **options)
     it.allocate_tensors()
     return it
@@ -60,6 +65,24 @@ def latency_ms(model_bytes, image, threads=2, runs=30):
         run()
         times.append(time.perf_counter() - start)
     return 1000.0 * float(np.median(times))
+
+
+def sign_saturation(model_bytes, images):
+    """How many values of the sign convs' int8 outputs sit at -128 or 127 (where
+    |n| may exceed what the int8 output holds), and how many values there are,
+    over `images` (a one-image-batch model; LiteRT's builtin kernels)."""
+    outputs = sign_int8.sign_conv_outputs(model_bytes)
+    it = litert_interpreter(model_bytes, threads=1, keep_tensors=True)
+    inp = it.get_input_details()[0]["index"]
+    saturated = total = 0
+    for image in np.asarray(images, np.float32):
+        it.set_tensor(inp, image[None])
+        it.invoke()
+        for t in outputs:
+            q = it.get_tensor(t)
+            saturated += int(np.count_nonzero((q == 127) | (q == -128)))
+            total += q.size
+    return {"sign_convs": len(outputs), "saturated_values": saturated, "values": total}
 
 
 def compare(reference, outputs):

@@ -3,6 +3,9 @@
 - "float": +-alpha float kernels, builtin ops only (XNNPACK runs it).
 - "int8": full-integer post-training quantization from representative data;
   binary kernels become exactly +-127 per channel. Float input and output.
+  A network with binary activations (`input_quantizer`) instead gets exact
+  int8 convs of its signs in its float graph, without calibration
+  (sign_int8.py): rounding its pre-sign values would flip signs.
 - "int4": fake_quant(4 bits, narrow range) kernels and the private converter
   flag `_experimental_low_bit_qat`: exact +-7 int4 kernels, int8 activations.
 - "packed": the float model with each binary filter stored as UINT8 sign
@@ -21,10 +24,11 @@ import tensorflow as tf
 
 from keras_onebit import compat
 from keras_onebit.errors import require_tensorflow_backend
-from keras_onebit.export import bitpack
+from keras_onebit.export import bitpack, sign_int8
 from keras_onebit.export.deploy import deploy_clone
 from keras_onebit.export.errors import ExportError
 from keras_onebit.export.files import atomic_write, check_writable
+from keras_onebit.walk import all_layers
 
 FORMATS = ("float", "int8", "int4", "packed", "packed_int8", "micro")
 QUANTIZED = ("int8", "int4", "packed_int8", "micro")
@@ -87,6 +91,11 @@ def _representative(data, input_shape, samples=None):
     return generate
 
 
+def binary_activations(model):
+    """True when some layer of `model` binarizes its input (`input_quantizer`)."""
+    return any(getattr(layer, "input_quantizer", None) is not None for layer in all_layers(model))
+
+
 def convert(model, format="float", representative_data=None):
     """The .tflite bytes of `model` in `format` (micro: the uncompressed int8 model).
 
@@ -98,7 +107,8 @@ def convert(model, format="float", representative_data=None):
         format: one of `FORMATS` (default "float").
         representative_data: real input images (N, H, W, C), raw as the model
             takes them; needed by "int8", "int4", "packed_int8" and "micro"
-            (the first `REPRESENTATIVE_SAMPLES` are used).
+            (the first `REPRESENTATIVE_SAMPLES` are used; a network with
+            binary activations needs none: its int8 scales are exact).
 
     Returns:
         The .tflite flatbuffer, as bytes.
@@ -114,6 +124,8 @@ def convert(model, format="float", representative_data=None):
     require_tensorflow_backend("TFLite export")
     if format in bitpack.BASE:
         return bitpack.pack_filters(convert(model, bitpack.BASE[format], representative_data))[0]
+    if format in ("int8", "micro") and binary_activations(model):
+        return sign_int8.quantize_sign_convs(convert(model, "float"))[0]
     mode = "int4" if format == "int4" else "float"
     representative = (_representative(representative_data, model.input_shape)
                       if format in QUANTIZED else None)
