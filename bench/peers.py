@@ -47,17 +47,22 @@ from keras_onebit import models  # noqa: E402
 from keras_onebit.data import load_dataset  # noqa: E402
 from keras_onebit.export import bitpack, limit_bytes, report  # noqa: E402
 from keras_onebit.export.fallback import calibrate_batchnorm  # noqa: E402
+from keras_onebit.layers import is_binary  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 PEERS = HERE / "peers"
 
 flags.DEFINE_string("peer_python", str(PEERS / ".venv" / "bin" / "python"),
                     "Python of the peers' environment (made by make bench-peers).")
-flags.DEFINE_list("variants", ["weights", "binary"], "weights: one-bit weights, real "
-                  "activations; binary: binary activations too.")
+flags.DEFINE_list("variants", ["weights", "binary", "bireal_20_2"], "weights: one-bit "
+                  "weights, real activations; binary: binary activations too (both a seeded "
+                  "WRN-16-4); bireal_20_2: the trained fully binary model of --bireal.")
+flags.DEFINE_string("bireal", "bireal_20_2-cifar10-1bit", "The bireal_20_2 variant's weights: "
+                    "a hub id or a .keras file.")
 flags.DEFINE_list("formats", ["float", "int8", "packed", "packed_int8", "micro"],
                   "Our formats.")
-flags.DEFINE_integer("images", 500, "CIFAR-10 test images for the output comparisons.")
+flags.DEFINE_integer("images", 1000, "CIFAR-10 test images for the output comparisons (the "
+                     "exact ones first).")
 flags.DEFINE_list("threads", ["1", "2"], "Interpreter thread counts.")
 flags.DEFINE_integer("rounds", 8, "Alternated timing rounds.")
 flags.DEFINE_integer("repeats", 3, "Inferences per latency timing.")
@@ -73,7 +78,12 @@ FLAGS = flags.FLAGS
 
 HEADING = "## Peers: larq and larq-compute-engine side by side (`bench/peers.py`)"
 INSTALL_LOG = PEERS / "install.log"
-LCE_SETTINGS = {"lce": {}, "lce+xnnpack": {"use_xnnpack": True}}
+# Every setting of LCE's interpreter that changes its kernels (use_reference_bconv is
+# the slow reference): the default bgemm, the indirect bgemm, each with XNNPACK for
+# the float operators.
+LCE_SETTINGS = {"lce": {}, "lce+indirect": {"use_indirect_bgemm": True},
+                "lce+xnnpack": {"use_xnnpack": True},
+                "lce+indirect+xnnpack": {"use_indirect_bgemm": True, "use_xnnpack": True}}
 
 
 class PeerError(RuntimeError):
@@ -129,11 +139,41 @@ def seeded_model(variant, images):
     return calibrate_batchnorm(model, images)
 
 
-def save_weights(model, path):
-    """Every layer's weights as "<layer name>/<index>" arrays (an .npz)."""
+def trained_bireal(spec):
+    """The trained bireal_20_2 of `spec` (hub id or .keras file), logits out."""
+    trained = (keras.models.load_model(spec) if spec.endswith(".keras")
+               else models.bireal_20_2(weights=spec))
+    model = models.bireal_20_2(classifier_activation=None)
+    model.set_weights(trained.get_weights())
+    return model
+
+
+def larq_arrays(model):
+    """Every layer's weights as {"<layer name>/<index>": array}. A binary conv
+    with binary inputs sends its +-1 kernel, and the BN after it takes the conv's
+    per-channel scale: gamma' = gamma alpha / sqrt(var + eps), beta' = beta -
+    gamma mean / sqrt(var + eps), mean' = 0, var' = 1 - eps (the same function)."""
     arrays = {f"{layer.name}/{i}": keras.ops.convert_to_numpy(w)
               for layer in model.layers for i, w in enumerate(layer.weights)}
-    np.savez(path, **arrays)
+    for layer in model.layers:
+        if not (is_binary(layer) and layer.input_quantizer is not None and
+                layer.get_config().get("scale") == "mean_abs"):
+            continue
+        kernel = keras.ops.convert_to_numpy(layer.forward_kernel())
+        alpha = np.abs(kernel).max(axis=(0, 1, 2))
+        arrays[f"{layer.name}/0"] = np.where(kernel >= 0, 1.0, -1.0).astype(np.float32)
+        bn = model.get_layer(layer.name.replace("_conv", "_bn"))
+        gamma, beta, mean, var = (arrays[f"{bn.name}/{i}"].astype(np.float64) for i in range(4))
+        inv = gamma / np.sqrt(var + bn.epsilon)
+        folded = (inv * alpha, beta - inv * mean, np.zeros_like(mean),
+                  np.full_like(var, 1.0 - bn.epsilon))
+        arrays.update({f"{bn.name}/{i}": v.astype(np.float32) for i, v in enumerate(folded)})
+    return arrays
+
+
+def save_weights(model, path):
+    """`larq_arrays(model)` as an .npz."""
+    np.savez(path, **larq_arrays(model))
 
 
 def latency(files, lce_path, image_path, image, peer):
@@ -169,10 +209,16 @@ def training_steps(model, peer):
 
 
 def bench_variant(variant, data, peer, scratch):
-    print(f"{variant}: building WRN-16-4 (seeded, BN statistics from 500 CIFAR-10 images)",
-          flush=True)
-    model = seeded_model(variant, data["x_train"][:500].astype("float32"))
-    test = data["x_test"][:FLAGS.images].astype("float32")
+    if variant == "bireal_20_2":
+        print(f"{variant}: the trained model {FLAGS.bireal}", flush=True)
+        model = trained_bireal(FLAGS.bireal)
+    else:
+        print(f"{variant}: building WRN-16-4 (seeded, BN statistics from 500 CIFAR-10 images)",
+              flush=True)
+        model = seeded_model(variant, data["x_train"][:500].astype("float32"))
+    exact = data["test_exact_mask"]
+    order = np.concatenate([np.flatnonzero(exact), np.flatnonzero(~exact)])
+    test = data["x_test"][order[:FLAGS.images]].astype("float32")
     images, image = scratch / "test.npy", scratch / "image.npy"
     np.save(images, test, allow_pickle=False)
     np.save(image, test[0], allow_pickle=False)

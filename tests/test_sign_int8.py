@@ -78,7 +78,29 @@ def test_int8_file_keeps_no_float_binary_filter():
     assert max(size for kind, size in constants if kind == s.TensorType.FLOAT32) < weights
     assert len(float_bytes) - len(data) >= 2 * weights
     counts = bitpack.operator_counts(data)
-    assert counts["CONV_2D"] == 1 and counts["DEQUANTIZE"] == 1 and counts["SELECT_V2"] == 1
+    assert counts == {"ADD": 1, "CONV_2D": 1, "DEQUANTIZE": 1, "MUL": 2, "QUANTIZE": 1}
+
+
+def test_int8_sign_is_kerases_sign_down_to_1e_30():
+    """sign(0) = sign(-0.0) = +1, tiny positives +1, negatives from -1.4e-30 on -1,
+    huge values (x * 2^100 overflows to inf) too: the int8 +-1 the conv reads."""
+    model, _ = sign_conv_model(8)
+    data, _ = sign_int8.quantize_sign_convs(tflite.convert(model, "float"))
+    values = np.array([0.0, -0.0, 1e-38, 1e-30, -1.5e-30, -1e-20, 3.0, -3.0, 1e30, -1e30, 3e38,
+                       -3e38], "float32")
+    image = np.resize(values, (1, 7, 9, 8)).astype("float32")
+    it = report.litert_interpreter(data, threads=1, keep_tensors=True)
+    it.set_tensor(it.get_input_details()[0]["index"], image)
+    it.invoke()
+    schema = flatbuffer.schema()
+    graph = schema.ModelT.InitFromPackedBuf(bytearray(data), 0).subgraphs[0]
+    [sign_tensor] = [int(op.inputs[0]) for op in graph.operators
+                     if int(op.inputs[0]) >= 0 and graph.tensors[int(op.inputs[0])].type ==
+                     schema.TensorType.INT8 and len(op.inputs) == 3]
+    np.testing.assert_array_equal(it.get_tensor(sign_tensor), np.where(image >= 0, 1, -1))
+    for xnnpack in (True, False):  # XNNPACK's QUANTIZE rounds as the builtin one here
+        np.testing.assert_allclose(report.litert_outputs(data, image, 1, xnnpack),
+                                   model.predict(image, verbose=0), rtol=1e-5, atol=1e-5)
 
 
 def test_saturation_is_counted():

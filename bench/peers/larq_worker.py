@@ -1,13 +1,17 @@
 """The larq side of `bench/peers.py`: runs in the peers' own environment
-(bench/peers/.venv: larq 0.13.3, larq-compute-engine 0.13.0, tensorflow-cpu
-2.13.1, Keras 2), never in the project's .venv, and imports nothing of
+(bench/peers/.venv: larq 0.14.0, larq-compute-engine 0.16.0, tensorflow-cpu
+2.15.1, Keras 2), never in the project's .venv, and imports nothing of
 keras_onebit.
 
 It builds WRN-16-4 exactly as keras_onebit.models.wrn_16_4 does (same layer
 names, so weights copy by name), in larq: `QuantConv2D` with a constant-scale
 sign kernel quantizer, alpha * sign(W), alpha = sqrt(2 / fan_in), identity
 (straight-through) gradient; the fully binary variant adds larq's `ste_sign`
-input quantizer to every block conv and drops the ReLU before it.
+input quantizer to every block conv and drops the ReLU before it. And
+bireal_20_2 as keras_onebit.models.bireal_20_2 does: `QuantConv2D` with
+`ste_sign` on inputs and kernel; the driver sends the +-1 kernels and folds
+each conv's per-channel scale (mean |W|) into the BN after it, which LCE's
+converter fuses into its LceBconv2d.
 
 The driver talks to it in JSON lines: one command per line on stdin, one
 answer per line on stdout (TensorFlow's own output goes to stderr).
@@ -101,6 +105,35 @@ def wrn_16_4(binary=False, classes=10):
     return tf.keras.Model(pixels, x, name="wrn_16_4")
 
 
+def bireal_20_2(classes=10):
+    """Bi-Real-20 at widths 32/64/128 with the "repeat" shortcut, logits out."""
+    pixels = tf.keras.Input((32, 32, 3), name="pixels")
+    x = bn("input_bn", learn=True)(pixels)
+    x = tf.keras.layers.Conv2D(32, 3, padding="same", use_bias=False, name="stem_conv")(x)
+    x = bn("stem_bn", learn=True)(x)
+    for stage, width in enumerate((32, 64, 128)):
+        for index in range(6):
+            prefix = f"stage{stage + 1}_block{index + 1}"
+            down = index == 0 and x.shape[-1] != width
+            y = lq.layers.QuantConv2D(
+                width, 3, strides=2 if down else 1, padding="same", use_bias=False,
+                input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint=None,
+                name=f"{prefix}_conv")(x)
+            y = bn(f"{prefix}_bn", learn=True)(y)
+            if down:
+                x = tf.keras.layers.AveragePooling2D(2, 2, name=f"{prefix}_pool")(x)
+                x = tf.keras.layers.Concatenate(name=f"{prefix}_repeat")(
+                    [x] * (width // x.shape[-1]))
+            x = tf.keras.layers.Add(name=f"{prefix}_add")([x, y])
+    x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = tf.keras.layers.Dense(classes, name="fc")(x)
+    return tf.keras.Model(pixels, x, name="bireal_20_2")
+
+
+BUILDERS = {"weights": lambda: wrn_16_4(binary=False), "binary": lambda: wrn_16_4(binary=True),
+            "bireal_20_2": bireal_20_2}
+
+
 class Worker:
     def __init__(self):
         self.model = self.train_data = None
@@ -108,7 +141,7 @@ class Worker:
 
     def build(self, variant, weights):
         tf.keras.utils.set_random_seed(0)
-        self.model = wrn_16_4(binary=variant == "binary")
+        self.model = BUILDERS[variant]()
         stored = np.load(weights, allow_pickle=False)
         if len(stored.files) != len(self.model.weights):
             raise ValueError(f"{len(stored.files)} stored arrays for the larq model's "
@@ -146,10 +179,12 @@ class Worker:
         os.replace(out + ".tmp", out)
         return {"bytes": len(data)}
 
-    def load(self, key, path, threads, use_xnnpack=False):
-        """LCE's interpreter on a file, kept under `key`, after one warm-up run."""
+    def load(self, key, path, threads, **settings):
+        """LCE's interpreter on a file with `settings` (use_xnnpack,
+        use_indirect_bgemm, use_reference_bconv), kept under `key`, after one
+        warm-up run."""
         with open(path, "rb") as f:
-            interpreter = Interpreter(f.read(), num_threads=threads, use_xnnpack=use_xnnpack)
+            interpreter = Interpreter(f.read(), num_threads=threads, **settings)
         interpreter.predict(np.zeros((1, 32, 32, 3), np.float32), verbose=0)
         self.interpreters[key] = interpreter
         return {}

@@ -8,9 +8,16 @@ binary WRN-16-4, the converter's int8 model agreed with Keras on 48% of the
 top classes. Here nothing is rounded that Keras does not round:
 
     float:  x -GREATER_EQUAL 0, SELECT_V2(1, -1)-> s -CONV_2D(filter +-v_c, bias b_c)-> y
-    int8:   x -GREATER_EQUAL 0, SELECT_V2(1, -1)-> s (int8, scale 1: exactly +-1)
+    int8:   x -MUL 2^100, ADD 0.75 (RELU_N1_TO_1), QUANTIZE-> s (int8, scale 1: +-1)
               -CONV_2D int8 (filter +-127, scale 1/127: exactly +-1; bias 0)-> q (int8)
               -DEQUANTIZE-> n -MUL v_c [-ADD b_c] (the conv's fused activation)-> y
+
+The sign is clamp(x * 2^100 + 0.75, -1, 1) rounded to int8: +1 for x >= 0 (as
+Keras' sign(0) = +1) and -1 for every x <= -1.75 * 2^-100 (about -1.4e-30), so
+it differs from Keras only for negative x closer to 0 than that. Unlike
+GREATER_EQUAL and SELECT_V2, these three operators run in LiteRT's XNNPACK
+delegate, with everything else: on bireal_20_2 the whole graph is one XNNPACK
+partition, 2.1x faster than with the select (1 thread, measured side by side).
 
 The int8 conv counts agreements: n = sum of +-1 products, an integer with
 |n| <= kh * kw * C_in and the parity of that count (zero padding adds 0 to
@@ -33,6 +40,8 @@ from keras_onebit.export.bitpack import binary_alpha, drop_empty_buffers, strip_
 from keras_onebit.export.errors import ExportError
 
 INT8_MAX = 127
+SIGN_GAIN = 2.0**100  # exact in float32; x * 2^100 is exact below overflow
+SIGN_OFFSET = 0.75  # sign(0) = +1: QUANTIZE rounds 0.75 to 1 in every rounding mode
 
 
 def _constant(model, tensor):
@@ -45,6 +54,12 @@ def _constant(model, tensor):
     return np.frombuffer(bytes(buffer), dtype).reshape(tensor.shape)
 
 
+def _scalar(array, value):
+    """True when `array` is one float32 equal to `value`."""
+    return (array is not None and array.size == 1 and array.dtype == np.float32
+            and float(array.ravel()[0]) == value)
+
+
 class _Graph:
     """The main sub-graph's operators by name, and who reads each tensor."""
 
@@ -54,10 +69,12 @@ class _Graph:
         builtin = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
         self.names = [builtin.get(max(c.builtinCode, c.deprecatedBuiltinCode), "?")
                       for c in model.operatorCodes]
-        self.readers = {}
+        self.readers, self.producer = {}, {}
         for i, op in enumerate(self.main.operators):
             for t in op.inputs:
                 self.readers.setdefault(int(t), []).append(i)
+            for t in op.outputs:
+                self.producer[int(t)] = i
 
     def name(self, op):
         return self.names[op.opcodeIndex]
@@ -65,14 +82,24 @@ class _Graph:
     def constant(self, t):
         return None if t < 0 else _constant(self.model, self.main.tensors[t])
 
-    def is_sign(self, op):
-        """True when `op` is SELECT_V2(cond, 1, -1) of float constants."""
+    def sign_source(self, index):
+        """(x, the GREATER_EQUAL's index) when operator `index` is
+        SELECT_V2(GREATER_EQUAL(x, 0), 1, -1) of float constants, and the
+        comparison is read by it alone; else None."""
+        op = self.main.operators[index]
         if self.name(op) not in ("SELECT_V2", "SELECT") or len(op.inputs) != 3:
-            return False
+            return None
         yes, no = self.constant(int(op.inputs[1])), self.constant(int(op.inputs[2]))
-        return (yes is not None and no is not None and yes.size == 1 and no.size == 1
-                and yes.dtype == np.float32 and float(yes.ravel()[0]) == 1.0
-                and float(no.ravel()[0]) == -1.0)
+        if not (_scalar(yes, 1.0) and _scalar(no, -1.0)):
+            return None
+        cond = int(op.inputs[0])
+        compare = self.producer.get(cond)
+        if compare is None or self.readers.get(cond) != [index]:
+            return None
+        ge = self.main.operators[compare]
+        if self.name(ge) != "GREATER_EQUAL" or not _scalar(self.constant(int(ge.inputs[1])), 0.0):
+            return None
+        return int(ge.inputs[0]), compare
 
     def binary_conv(self, index, source):
         """The filter's per-channel magnitude when operator `index` is a float
@@ -89,17 +116,19 @@ class _Graph:
 
 
 def _sign_convs(graph):
-    """[(select index, [(conv index, alpha)])] of the signs read only by binary convs."""
+    """[(select index, (x, compare index), [(conv index, alpha)])] of the signs
+    read only by binary convs."""
     found = []
+    outputs = {int(t) for t in graph.main.outputs}
     for i, op in enumerate(graph.main.operators):
-        if not graph.is_sign(op):
+        source = graph.sign_source(i)
+        if source is None:
             continue
         out = int(op.outputs[0])
         readers = graph.readers.get(out, [])
         convs = [(r, graph.binary_conv(r, out)) for r in readers]
-        if readers and all(alpha is not None for _, alpha in convs) and \
-                out not in set(int(t) for t in graph.main.outputs):
-            found.append((i, convs))
+        if readers and all(alpha is not None for _, alpha in convs) and out not in outputs:
+            found.append((i, source, convs))
     return found
 
 
@@ -109,7 +138,7 @@ class _Rewriter(flatbuffer.GraphBuilder):
     def __init__(self, model, schema):
         super().__init__(flatbuffer.Editor(model, schema), model.subgraphs[0], [])
         self.model = model
-        self.after = {}  # conv operator index -> the operators replacing it
+        self.after = {}  # operator index -> the operators replacing it
 
     def quantization(self, scales, axis=0):
         q = self.s.QuantizationParametersT()
@@ -118,16 +147,26 @@ class _Rewriter(flatbuffer.GraphBuilder):
         q.quantizedDimension = axis
         return q
 
-    def int8_sign(self, op):
-        """The SELECT_V2 writes +-1 as int8 (scale 1) instead of float."""
-        one = self.const(np.asarray(1, np.int8), self.s.TensorType.INT8)
-        minus = self.const(np.asarray(-1, np.int8), self.s.TensorType.INT8)
-        for t in (one, minus):
-            self.sg.tensors[t].quantization = self.quantization([1.0])
-        op.inputs = np.asarray([op.inputs[0], one, minus], np.int32)
+    def int8_sign(self, select, x, compare):
+        """GREATER_EQUAL + SELECT_V2 (operators `compare`, `select`) become
+        MUL 2^100 -> ADD 0.75 (RELU_N1_TO_1) -> QUANTIZE (int8, scale 1), writing
+        the select's output: +1 for x >= 0, -1 for x <= -1.75 * 2^-100."""
+        op = self.sg.operators[select]
         out = self.sg.tensors[int(op.outputs[0])]
         out.type = self.s.TensorType.INT8
         out.quantization = self.quantization([1.0])
+        float32, shape = self.s.TensorType.FLOAT32, self.shape_of(x)
+        scaled, shifted = (self.ed.tensor(self.sg, shape, float32) for _ in range(2))
+        activation = self.s.ActivationFunctionType
+        self.after[compare] = []
+        self.after[select] = [
+            self.ed.op("MUL", [x, self.const(np.asarray(SIGN_GAIN, np.float32), float32)],
+                       [scaled], flatbuffer.options(self.s, "Mul",
+                                                    fusedActivationFunction=activation.NONE)),
+            self.ed.op("ADD", [scaled, self.const(np.asarray(SIGN_OFFSET, np.float32), float32)],
+                       [shifted], flatbuffer.options(
+                           self.s, "Add", fusedActivationFunction=activation.RELU_N1_TO_1)),
+            self.ed.op("QUANTIZE", [shifted], [int(op.outputs[0])])]
 
     def int8_conv(self, index, alpha):
         """Operator `index` (a float CONV_2D) as int8 conv -> DEQUANTIZE -> MUL [-> ADD]."""
@@ -198,8 +237,8 @@ def quantize_sign_convs(float_bytes):
                           "sign(x) (a SELECT_V2 of +1 and -1).")
     rewriter = _Rewriter(model, schema)
     count = 0
-    for select, convs in found:
-        rewriter.int8_sign(graph.main.operators[select])
+    for select, (x, compare), convs in found:
+        rewriter.int8_sign(select, x, compare)
         for index, alpha in convs:
             rewriter.int8_conv(index, alpha)
             count += 1
@@ -231,7 +270,7 @@ def sign_conv_outputs(model_bytes):
     model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
     graph = _Graph(model, schema)
     signs = {int(op.outputs[0]) for op in graph.main.operators
-             if graph.name(op) in ("SELECT_V2", "SELECT")
+             if graph.name(op) == "QUANTIZE"
              and graph.main.tensors[int(op.outputs[0])].type == schema.TensorType.INT8}
     return [int(op.outputs[0]) for op in graph.main.operators
             if graph.name(op) == "CONV_2D" and int(op.inputs[0]) in signs]
