@@ -34,7 +34,7 @@ from common import (  # noqa: E402
 
 from keras_onebit import models  # noqa: E402
 from keras_onebit.data import load_dataset  # noqa: E402
-from keras_onebit.export import limit_bytes, packed, report  # noqa: E402
+from keras_onebit.export import expand, limit_bytes, packed, report  # noqa: E402
 from keras_onebit.export.fallback import calibrate_batchnorm  # noqa: E402
 
 flags.DEFINE_list("models", ["wrn_16_4", "wrn_20_10"], "Registered model names.")
@@ -42,6 +42,8 @@ flags.DEFINE_list("formats", ["float", "int8", "int4", "packed", "packed_int8", 
                   "Formats.")
 flags.DEFINE_bool("control", True, "Also time the int8 model on LiteRT's builtin kernels "
                   "(no XNNPACK), the kernels packed_int8's convs run on.")
+flags.DEFINE_bool("expanded", True, "Also time each packed file expanded at load time "
+                  "(`export.expand`) and how long the expansion takes.")
 flags.DEFINE_integer("images", 500, "CIFAR-10 test images for the agreement with Keras.")
 flags.DEFINE_list("threads", ["1", "2"], "LiteRT thread counts.")
 flags.DEFINE_integer("rounds", 10, "Alternated timing rounds.")
@@ -57,6 +59,9 @@ FLAGS = flags.FLAGS
 README = pathlib.Path(__file__).resolve().parent / "README.md"
 CONTROL = "int8, builtin kernels"
 HEADING = "## Export: file size and LiteRT latency per format (`bench/export.py`)"
+EXPANDED = " expanded"
+EXPANDED_TARGET = 1.03  # issue 25: an expanded file's latency / its plain twin's
+PLAIN = {"packed": "float", "packed_int8": "int8"}
 
 
 def builtin_invoker(model_bytes, image, threads):
@@ -70,6 +75,29 @@ def builtin_invoker(model_bytes, image, threads):
     it.set_tensor(it.get_input_details()[0]["index"], image[None])
     it.invoke()
     return it.invoke
+
+
+def expansions(files, test, runs=5):
+    """{"<packed format> expanded": (bytes, median expansion ms, outputs bit-identical to
+    the plain twin's on `test`)} for each packed format in `files`."""
+    import time
+
+    out = {}
+    for fmt, base in PLAIN.items():
+        if fmt not in files:
+            continue
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            data = expand(files[fmt])
+            times.append(time.perf_counter() - start)
+        same = (None if base not in files else
+                bool((report.litert_outputs(data, test, 1) ==
+                      report.litert_outputs(files[base], test, 1)).all()))
+        out[f"{fmt}{EXPANDED}"] = (data, 1000 * median(times), same)
+        print(f"  {fmt}: expanded in {1000 * median(times):.0f} ms to {len(data):,} bytes; "
+              f"outputs bit-identical to {base}: {same}", flush=True)
+    return out
 
 
 def seeded_model(name, images, seed=0):
@@ -99,8 +127,9 @@ def bench_model(name, data):
             agreement[fmt] = report.compare(reference, outputs)["argmax_agreement"]
             print(f"  {fmt}: argmax agreement with Keras {agreement[fmt]:.3f} on {len(test)} "
                   "images", flush=True)
+    grown = expansions(files, test[:100]) if FLAGS.expanded else {}
     fns = {}
-    for fmt, data_bytes in files.items():
+    for fmt, data_bytes in list(files.items()) + [(k, v[0]) for k, v in grown.items()]:
         if fmt == "micro":
             continue  # TFLite Micro only (DECODE operator)
         for threads in FLAGS.threads:
@@ -110,13 +139,18 @@ def bench_model(name, data):
     times = alternate({f"{f}@{t}": fn for (f, t), fn in fns.items()}, FLAGS.rounds,
                       FLAGS.repeats)
     latency = {key: 1000 * median(values) for key, values in times.items()}
-    rows = []
+    rows, extra = [], {}
     if FLAGS.control and "int8" in files:
         sizes[CONTROL] = sizes["int8"]
-    for fmt in ["archive"] + list(files) + ([CONTROL] if CONTROL in sizes else []):
+    for fmt, (_, ms, same) in grown.items():
+        stored = fmt[:-len(EXPANDED)]
+        sizes[fmt] = sizes[stored]  # on disk it is the packed file
+        extra[fmt] = {"expand_ms": ms, "bit_identical_to_plain": same}
+    for fmt in (["archive"] + list(files) + ([CONTROL] if CONTROL in sizes else [])
+                + list(grown)):
         row = {"format": fmt, "bytes": sizes[fmt], "ratio_to_limit": sizes[fmt] / limit,
                "convert_s": convert_s.get(fmt), "argmax_agreement": agreement.get(fmt),
-               "images": len(test) if fmt in agreement else None}
+               "images": len(test) if fmt in agreement else None, **extra.get(fmt, {})}
         for threads in FLAGS.threads:
             ms = latency.get(f"{fmt}@{threads}")
             base = latency.get(f"float@{threads}")
@@ -194,6 +228,25 @@ def targets(result):
             lines.append(f"- {model['model']} {fmt}: {size}; latency {speed}; argmax agreement "
                          f"{cell(row.get('argmax_agreement'), '{:.3f}')} on {row.get('images')} "
                          "images")
+        lines += expanded_targets(model["model"], rows, result["threads"])
+    return lines
+
+
+def expanded_targets(name, rows, threads):
+    """Lines for issue 25's targets: an expanded file's latency / its plain twin's."""
+    lines = []
+    for fmt, base in PLAIN.items():
+        row, plain = rows.get(fmt + EXPANDED), rows.get(base)
+        if row is None or plain is None:
+            continue
+        ratios = ", ".join(
+            f"{t} thr {row[f'ms_{t}t'] / plain[f'ms_{t}t']:.3f}x {base} "
+            f"({'met' if row[f'ms_{t}t'] / plain[f'ms_{t}t'] <= EXPANDED_TARGET else 'NOT met'}: "
+            f"<= {EXPANDED_TARGET:.2f}x)" for t in threads
+            if row.get(f"ms_{t}t") and plain.get(f"ms_{t}t"))
+        lines.append(f"- {name} {fmt}{EXPANDED}: expansion {row['expand_ms']:.0f} ms; latency "
+                     f"{ratios}; outputs bit-identical to {base}: "
+                     f"{row.get('bit_identical_to_plain')}")
     return lines
 
 
