@@ -15,7 +15,7 @@ import math
 import keras
 from keras import ops
 
-from keras_onebit.errors import ConfigError
+from keras_onebit.errors import ConfigError, one_line
 
 SCALES = ("he", "mean_abs", "none")
 GRADIENTS = ("ste", "clipped", "magnitude_aware")
@@ -278,7 +278,7 @@ def _from_config(config, what):
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         if isinstance(e, ConfigError):
             raise
-        reason = " ".join(str(e).split())[:160]
+        reason = one_line(e, 160)
         raise ConfigError(f"Cannot build a {what} from the config {config!r:.120}: "
                           f"{type(e).__name__}: {reason}") from e
     if not isinstance(quantizer, Quantizer):

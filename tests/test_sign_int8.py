@@ -146,3 +146,32 @@ def test_seeded_fully_binary_wrn_16_4_agrees_in_every_format(fully_binary_wrn, c
     np.testing.assert_array_equal(tflm, micro.run(int8, images[:4],
                                                   micro.minimum_arena(int8, images[0])))
     assert report.compare(reference[:4], tflm)["argmax_agreement"] == 1.0
+
+
+def fully_binary_entries():
+    from tests.test_pretrained import SHIPPED, shipped_config
+
+    return [m for m in SHIPPED if shipped_config(m)["factory"].startswith("bireal")
+            and shipped_config(m).get("binary")]
+
+
+@pytest.mark.parametrize("model_id", fully_binary_entries())
+def test_shipped_fully_binary_model_agrees_in_every_format(model_id, cifar10):
+    """Issue 27 on the shipped fully binary model and the 1000 exact CIFAR-10 test
+    images: argmax agreement with Keras >= 99.5% in LiteRT for float, packed, int8
+    and packed_int8; micro in TFLite Micro bit-identical to int8 there."""
+    model = kob.hub.load(model_id)
+    images = cifar10["x_test"][cifar10["test_exact_mask"]].astype("float32")
+    assert len(images) == 1000
+    reference = model.predict(images, batch_size=100, verbose=0)
+    int8 = tflite.convert(model, "int8")
+    files = {"float": tflite.convert(model, "float"), "int8": int8,
+             "packed_int8": bitpack.pack_filters(int8)[0]}
+    files["packed"] = bitpack.pack_filters(files["float"])[0]
+    for fmt, data in files.items():
+        result = report.compare(reference, report.litert_outputs(data, images, threads=2))
+        assert result["argmax_agreement"] >= 0.995, (fmt, result)
+    compressed = micro.compress(int8)
+    tflm = micro.run(compressed, images[:3], micro.minimum_arena(compressed, images[0]))
+    np.testing.assert_array_equal(tflm, micro.run(int8, images[:3],
+                                                  micro.minimum_arena(int8, images[0])))

@@ -8,7 +8,7 @@ import pathlib
 from absl import flags
 
 from keras_onebit import _startup as startup
-from keras_onebit.errors import ConfigError, Error
+from keras_onebit.errors import ConfigError, Error, one_line
 from keras_onebit.fileio import regular_file
 
 
@@ -144,7 +144,7 @@ def load_keras_file(path, flag):
     except Exception as e:  # Keras raises ValueError, TypeError, KeyError, OSError...
         if isinstance(e, Error):
             raise
-        reason = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+        reason = one_line(f"{type(e).__name__}: {e}")
         raise ConfigError(f"{flag} {path}: Keras cannot load this model ({reason}).") from e
 
 

@@ -20,7 +20,7 @@ from absl import flags
 
 from keras_onebit import data, models
 from keras_onebit.cli import common
-from keras_onebit.errors import ConfigError, Error
+from keras_onebit.errors import ConfigError, Error, one_line
 from keras_onebit.fileio import regular_file
 
 FLAGS = flags.FLAGS
@@ -141,7 +141,7 @@ def load_hub_model(name):
     try:
         model = hub.load(model_id)
     except (Error, OSError, ValueError, KeyError) as e:
-        reason = " ".join(str(e).split()).rstrip(".") or type(e).__name__
+        reason = one_line(e, 10**6).rstrip(".") or type(e).__name__
         raise hub.HubError(f"{what} cannot be loaded ({reason}); nothing was exported. Restore "
                            "its files (git checkout pretrained/, or reinstall keras_onebit) and "
                            "check them with python -m keras_onebit hub verify.") from e

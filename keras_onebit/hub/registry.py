@@ -24,6 +24,7 @@ import pathlib
 import re
 import urllib.parse
 
+from keras_onebit import errors, fileio
 from keras_onebit.fileio import regular_file
 from keras_onebit.hub.errors import FieldError, HubError, InvalidIdError, UnknownModelError
 
@@ -86,15 +87,12 @@ def search_dirs():
 def write_text_atomic(path, text):
     """Writes `text` to `path` via a temp file in the same folder + os.replace
     (creating the folder first)."""
-    from keras_onebit.export import files
-
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return files.write_text(path, text)
+    return fileio.write_text(path, text, HubError, make_folder=True)
 
 
 def write_json_atomic(path, data):
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    """`data` as JSON in its own key order, written as `write_text_atomic` does."""
+    return fileio.write_json(path, data, sort_keys=False, error=HubError, make_folder=True)
 
 
 class _DuplicateKey(ValueError):
@@ -155,7 +153,7 @@ def read_json(path, what):
 
 def one_line(value):
     """`str(value)` with line breaks replaced by spaces (messages are one line)."""
-    return " ".join(str(value).split())
+    return errors.one_line(value, limit=10**6)
 
 
 def show(value, limit=200):

@@ -20,9 +20,8 @@ import keras
 import numpy as np
 
 from keras_onebit import data as datasets
-from keras_onebit import models
-from keras_onebit.errors import ConfigError
-from keras_onebit.export import files
+from keras_onebit import fileio, models
+from keras_onebit.errors import ConfigError, one_line
 from keras_onebit.fileio import regular_file
 from keras_onebit.lazy import tensorflow as tf
 from keras_onebit.training import distribute
@@ -139,7 +138,7 @@ class RunConfig:
 
 def write_json(path, value):
     """Atomic write (temp file in the same folder, then rename)."""
-    files.write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+    fileio.write_json(path, value, error=ConfigError)
 
 
 def save_model_atomic(model, path):
@@ -310,7 +309,7 @@ def load_checkpoint(out_dir):
     try:
         return keras.models.load_model(path)
     except Exception as e:  # Keras raises ValueError, KeyError, OSError, zipfile errors...
-        reason = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+        reason = one_line(f"{type(e).__name__}: {e}", 200)
         raise ConfigError(f"{path}: cannot resume, the checkpoint is truncated or corrupt "
                           f"({reason}); {_start_over(out_dir)}.") from e
 
