@@ -3,6 +3,20 @@
     import keras_onebit as kob
     model = kob.models.wrn_20_10(binary=True)
     kob.summary(model)
+
+Architecture, lower first (a module imports only those above it in this list;
+no import circles): base modules `errors` (the error tree, `one_line`),
+`fileio` (checked reads, atomic writes, JSON), `lazy` (TensorFlow on first
+use), `compat` (every private Keras / TensorFlow API, with its reason), `walk`
+(every layer of a model); `quantizers` (sign quantizers, larq style) <
+`constraints`, `activations`, `storage` (stochastic one-bit activation storage
+for the backward pass) < `layers` (BinaryConv2D, BinaryDense) < `latent`
+(latent kernels from stored signs), `summary` (memory per precision) <
+`pretrained_weights` (a factory's `weights=`; reaches the hub at call time) <
+`models` (factories and their registry) < `data` (data sets) < `training` (the papers' recipes,
+the run loop) < `export` (the .onebit archive, TFLite and TFLite Micro
+formats, expansion) and `hub` (pretrained ids, entries, checksums, weight
+transfer) < `cli` (`python -m keras_onebit`).
 """
 
 __version__ = "0.1.0"
