@@ -358,21 +358,7 @@ def drop_empty_buffers(model):
             b = model.buffers[t.buffer]
             if (b.data is None or len(b.data) == 0) and not getattr(b, "offset", 0):
                 t.buffer = 0
-    used = {0}
-    for subgraph in model.subgraphs:
-        used.update(int(t.buffer) for t in subgraph.tensors)
-    used.update(int(m.buffer) for m in model.metadata or [])
-    keep = sorted(used)
-    new_index = {old: new for new, old in enumerate(keep)}
-    model.buffers = [model.buffers[i] for i in keep]
-    for subgraph in model.subgraphs:
-        for t in subgraph.tensors:
-            t.buffer = new_index[int(t.buffer)]
-    for m in model.metadata or []:
-        m.buffer = new_index[int(m.buffer)]
-    if model.metadataBuffer is not None and len(model.metadataBuffer):
-        model.metadataBuffer = np.asarray([new_index[int(i)] for i in model.metadataBuffer
-                                           if int(i) in new_index], np.int32)
+    flatbuffer.remove_unused_buffers(model)
 
 
 def operator_counts(model_bytes):

@@ -25,6 +25,7 @@ import os
 
 import numpy as np
 
+from keras_onebit.export import flatbuffer
 from keras_onebit.export.errors import ExportError
 from keras_onebit.fileio import regular_file
 
@@ -351,19 +352,7 @@ def _prune(m, names):
             if signature.subgraphIndex == n:
                 for entry in [*(signature.inputs or []), *(signature.outputs or [])]:
                     entry.tensorIndex = index[int(entry.tensorIndex)]
-    used = {0} | {int(t.buffer) for sg in m.subgraphs for t in sg.tensors}
-    used |= {int(x.buffer) for x in m.metadata or []}
-    keep = sorted(used)
-    index = {old: new for new, old in enumerate(keep)}
-    m.buffers = [m.buffers[i] for i in keep]
-    for sg in m.subgraphs:
-        for t in sg.tensors:
-            t.buffer = index[int(t.buffer)]
-    for x in m.metadata or []:
-        x.buffer = index[int(x.buffer)]
-    if m.metadataBuffer is not None and len(m.metadataBuffer):
-        m.metadataBuffer = np.asarray([index[int(i)] for i in m.metadataBuffer
-                                       if int(i) in index], np.int32)
+    flatbuffer.remove_unused_buffers(m)
     codes = sorted({op.opcodeIndex for sg in m.subgraphs for op in sg.operators})
     index = {old: new for new, old in enumerate(codes)}
     m.operatorCodes = [m.operatorCodes[i] for i in codes]

@@ -21,6 +21,24 @@ def options(s, name, **fields):
     return value
 
 
+def remove_unused_buffers(model):
+    """Drops the buffers that no tensor or metadata entry uses (buffer 0, the
+    empty sentinel, stays) and renumbers the references to the others."""
+    used = {0} | {int(t.buffer) for sg in model.subgraphs for t in sg.tensors}
+    used |= {int(m.buffer) for m in model.metadata or []}
+    keep = sorted(used)
+    index = {old: new for new, old in enumerate(keep)}
+    model.buffers = [model.buffers[i] for i in keep]
+    for sg in model.subgraphs:
+        for t in sg.tensors:
+            t.buffer = index[int(t.buffer)]
+    for m in model.metadata or []:
+        m.buffer = index[int(m.buffer)]
+    if model.metadataBuffer is not None and len(model.metadataBuffer):
+        model.metadataBuffer = np.asarray([index[int(i)] for i in model.metadataBuffer
+                                           if int(i) in index], np.int32)
+
+
 class Editor:
     """Adds tensors, buffers and operators to a flatbuffer object model."""
 
