@@ -108,11 +108,20 @@ def configured_backend():
         return "tensorflow"
 
 
+def tensorflow_installed():
+    """True when `import tensorflow` would find a package (and it is not blocked)."""
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules["tensorflow"] is None
+        return False
+
+
 def load_backend_quietly():
-    """Imports TensorFlow (when installed and the backend) and Keras with stderr silenced."""
+    """Imports TensorFlow (when installed, whatever the Keras backend: the commands'
+    input pipeline and exports use it, and a later first import would print its
+    start-up lines) and Keras with stderr silenced."""
     with silenced_stderr():
-        if (configured_backend() == "tensorflow"
-                and importlib.util.find_spec("tensorflow") is not None):
+        if tensorflow_installed():
             import tensorflow  # noqa: F401
         import keras  # noqa: F401
 

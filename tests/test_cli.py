@@ -141,6 +141,9 @@ def runs(tmp_path_factory):
         "help": (["--help"],), "no_arguments": ([],), "unknown_command": (["nosuch"],),
         "hub_list": (["hub", "list"],), "train_batch_size_0": (["train", "--batch_size", "0"],),
         "hub_verify_offline": (USER_ERRORS["hub_verify_offline"][0], offline),
+        "train_on_jax": (["train", "--model", "wrn_20_1", "--epochs", "1", "--train_limit", "125",
+                          "--out", str(tmp / "jax_run"), "--verbose", "0", "--threads", "1"],
+                         quiet_env(KERAS_BACKEND="jax")),
     }
     drivers = {command: {f"help_{command}": ([command, "--help"], False)}
                for command in COMMANDS}
@@ -263,6 +266,15 @@ def test_normal_run_prints_no_tensorflow_lines(runs):
     assert proc.stderr == ""
     assert not [word for word in TF_NOISE if word in proc.stdout]
     assert "wrn_20_1-cifar10-1bit" in proc.stdout
+
+
+def test_a_command_on_jax_is_quiet_too(runs):
+    """On Keras's JAX backend TensorFlow is imported later (by the tf.data input
+    pipeline), not by Keras: the command line loads it silently up front all the same."""
+    proc = runs["train_on_jax"]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not [word for word in TF_NOISE if word in proc.stdout + proc.stderr], proc.stderr
+    assert "final: test_images=10000" in proc.stdout
 
 
 def test_hub_list_shows_size_and_recorded_accuracy(runs):
