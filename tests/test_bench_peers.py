@@ -51,6 +51,21 @@ def test_notes_state_the_committed_run():
     lce = next(r for r in binary["files"] if r["format"] == "lce")
     text = report.notes(data)
     assert f"LceBconv2d) is {lce['x_limit']:.3f}x the limit" in text
-    assert f"ran {lce['vs_float_1t']:.1f}x (1 thread)" in text
+    speed = report.speed_lines(data)
+    assert speed and all(line in text for line in speed)
+    ours, ms, _, lce_ms, ratio = report.speed(binary, data["threads"][0])
+    assert ratio == ms / lce_ms and f"{ratio:.2f}x" in text
     assert f"{binary['train_ratio']:.2f}x (fully binary)" in text
     assert report.notes(result()) is None  # one variant only
+
+
+def test_speed_compares_our_fastest_matching_format_with_lces_fastest_setting():
+    """A fast format that does not match Keras (agreement < 0.995) is not ours to
+    quote; every LCE setting counts."""
+    rows = [{"side": "keras_onebit", "format": "float", "argmax_agreement": 1.0, "ms_1t": 10.0},
+            {"side": "keras_onebit", "format": "int8", "argmax_agreement": 0.996, "ms_1t": 4.0},
+            {"side": "keras_onebit", "format": "fast", "argmax_agreement": 0.99, "ms_1t": 1.0},
+            {"side": "larq", "format": "lce", "argmax_agreement": 0.99, "ms_1t": 12.0},
+            {"side": "larq", "format": "lce+indirect", "argmax_agreement": 0.99, "ms_1t": 5.0}]
+    assert report.speed({"files": rows}, "1") == ("int8", 4.0, "lce+indirect", 5.0, 0.8)
+    assert report.speed({"files": rows[2:]}, "1") is None
