@@ -12,6 +12,8 @@ No biases, no dense layer; every BN but the input one has no scale/offset
 (unless `learn_bn=True`, the ImageNet setting); BN epsilon 1e-5.
 """
 
+import inspect
+
 import keras
 from keras import layers, ops
 
@@ -292,76 +294,40 @@ _NAMED_DOC = """WRN-{depth}-{width} (McDonnell, ICLR 2018){extra}.
     """
 
 
+def _signature(classes=10, binary=True, input_shape=None, *, include_top=True, weights=None,
+               input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
+               scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
+               temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
+               padding="same", input_quantizer=None):
+    """The one parameter list of every named WRN factory (never called)."""
+
+
+SIGNATURE = inspect.signature(_signature)
+
+
 def _named(depth, width, extra=""):
-    def decorate(factory):
-        factory.__doc__ = _NAMED_DOC.format(depth=depth, width=width, extra=extra)
-        return register_model(factory)
+    """The registered factory `wrn_<depth>_<width>`: `wrn(depth, width, ...)` with
+    the explicit parameters of `SIGNATURE` (what help() and IDEs show, through
+    `__signature__`) and its own docstring, written once for all of them."""
 
-    return decorate
+    def factory(*args, **kwargs):
+        try:
+            bound = SIGNATURE.bind(*args, **kwargs)
+        except TypeError as e:  # as Python's own call would: named, a TypeError
+            raise TypeError(f"wrn_{depth}_{width}(): {e}") from None
+        bound.apply_defaults()
+        return wrn(depth, width, **bound.arguments)
 
-
-# Each named factory spells out its arguments (what help() and IDEs show) and
-# passes exactly its own arguments on: `locals()` holds nothing else at that point.
-
-
-@_named(16, 4, ": n = 2 blocks per stage, 14 convs")
-def wrn_16_4(classes=10, binary=True, input_shape=None, *, include_top=True, weights=None,
-             input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
-             scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
-             temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
-             padding="same", input_quantizer=None):
-    return wrn(16, 4, **locals())
+    factory.__name__ = factory.__qualname__ = f"wrn_{depth}_{width}"
+    factory.__signature__ = SIGNATURE
+    factory.__doc__ = _NAMED_DOC.format(depth=depth, width=width, extra=extra)
+    return register_model(factory)
 
 
-@_named(20, 1)
-def wrn_20_1(classes=10, binary=True, input_shape=None, *, include_top=True, weights=None,
-             input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
-             scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
-             temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
-             padding="same", input_quantizer=None):
-    return wrn(20, 1, **locals())
-
-
-@_named(20, 2)
-def wrn_20_2(classes=10, binary=True, input_shape=None, *, include_top=True, weights=None,
-             input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
-             scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
-             temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
-             padding="same", input_quantizer=None):
-    return wrn(20, 2, **locals())
-
-
-@_named(20, 4)
-def wrn_20_4(classes=10, binary=True, input_shape=None, *, include_top=True, weights=None,
-             input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
-             scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
-             temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
-             padding="same", input_quantizer=None):
-    return wrn(20, 4, **locals())
-
-
-@_named(20, 10, ": 26,737,120 one-bit conv weights on CIFAR-10")
-def wrn_20_10(classes=10, binary=True, input_shape=None, *, include_top=True, weights=None,
-              input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
-              scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
-              temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
-              padding="same", input_quantizer=None):
-    return wrn(20, 10, **locals())
-
-
-@_named(20, 20)
-def wrn_20_20(classes=10, binary=True, input_shape=None, *, include_top=True, weights=None,
-              input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
-              scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
-              temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
-              padding="same", input_quantizer=None):
-    return wrn(20, 20, **locals())
-
-
-@_named(26, 10)
-def wrn_26_10(classes=10, binary=True, input_shape=None, *, include_top=True, weights=None,
-              input_tensor=None, pooling=None, classifier_activation="softmax", name=None,
-              scale="he", gradient="ste", learn_bn=False, weight_decay=5e-4, batch_norm=True,
-              temperature=40.0, switchable=False, input_storage=None, stem_relu=False,
-              padding="same", input_quantizer=None):
-    return wrn(26, 10, **locals())
+wrn_16_4 = _named(16, 4, ": n = 2 blocks per stage, 14 convs")
+wrn_20_1 = _named(20, 1)
+wrn_20_2 = _named(20, 2)
+wrn_20_4 = _named(20, 4)
+wrn_20_10 = _named(20, 10, ": 26,737,120 one-bit conv weights on CIFAR-10")
+wrn_20_20 = _named(20, 20)
+wrn_26_10 = _named(26, 10)
