@@ -53,6 +53,29 @@ def speed_lines(result):
     return lines
 
 
+def size_lines(result):
+    """Where LCE is ahead: per fully binary variant, its file against our smallest
+    one, and how fast our one-bit files run as stored, against LCE's fastest."""
+    variants = {v["variant"]: v for v in result["variants"]}
+    t = result["threads"][0]
+    lines = []
+    for name in FULLY_BINARY:
+        if name not in variants:
+            continue
+        v = variants[name]
+        ours = [r for r in v["files"] if r["side"] == "keras_onebit" and r.get(f"ms_{t}t")]
+        lce = [r for r in _lce_rows(v) if r.get(f"ms_{t}t")]
+        if not ours or not lce:
+            continue
+        small = min(ours, key=lambda r: r["x_limit"])
+        fast = min(lce, key=lambda r: r[f"ms_{t}t"])
+        lines.append(f"{name}: LCE's file {lce[0]['x_limit']:.3f}x the one-bit limit, our "
+                     f"smallest {small['x_limit']:.3f}x ({small['format']}), which runs as stored "
+                     f"at {small[f'ms_{t}t'] / fast[f'ms_{t}t']:.2f}x LCE's fastest time ({t} "
+                     "thread)")
+    return lines
+
+
 def notes(result):
     """What the run shows beyond its tables, every number read from `result`;
     None when the run lacks the seeded variants or a row that they compare."""
@@ -86,7 +109,10 @@ def notes(result):
         f"float file does: {agree} on the seeded fully binary WRN-16-4 (near-tied logits). "
         "(4) Speed, each side at its fastest (LCE's published benchmarks are on Arm, which this "
         "x86-64 machine is not; on a phone the order may differ, not measured here): "
-        + "; ".join(speed_lines(result)) + ". (5) A training step of the same network took "
+        + "; ".join(speed_lines(result)) + ". Where LCE is ahead: the size of a fully binary "
+        "file, and our fastest file is int8, about 7x the limit (`export.expand` gives its "
+        "speed to a packed_int8 download at load time, docs/DEPLOY_PHONE.md): "
+        + "; ".join(size_lines(result)) + ". (5) A training step of the same network took "
         f"{w['train_ratio']:.2f}x larq's time (one-bit weights) and {b['train_ratio']:.2f}x "
         "(fully binary); steps of about one second vary by about 10% between runs here.")
 
