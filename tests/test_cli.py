@@ -141,7 +141,8 @@ def runs(tmp_path_factory):
         "help": (["--help"],), "no_arguments": ([],), "unknown_command": (["nosuch"],),
         "hub_list": (["hub", "list"],), "train_batch_size_0": (["train", "--batch_size", "0"],),
         "hub_verify_offline": (USER_ERRORS["hub_verify_offline"][0], offline),
-        "train_on_jax": (["train", "--model", "wrn_20_1", "--epochs", "1", "--train_limit", "125",
+        "train_on_jax": (["train", "--model", "wrn_20_1", "--dataset", "mnist", "--epochs", "1",
+                          "--train_limit", "125",
                           "--out", str(tmp / "jax_run"), "--verbose", "0", "--threads", "1"],
                          quiet_env(KERAS_BACKEND="jax")),
     }

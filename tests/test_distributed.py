@@ -24,11 +24,11 @@ MIRRORED = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from keras_onebit.training.loop import RunConfig, train
+    from keras_onebit.training.loop import RunConfig, fit
     config = RunConfig(model="wrn_20_1", epochs=1, batch_size=40, train_limit=160,
                        strategy="mirrored", devices=("/cpu:0", "/cpu:1"),
                        out_dir=sys.argv[1], verbose=0)
-    model, _ = train(config)
+    _, model = fit(config, resume=False)  # fit: no final evaluation of 10,000 images
     replicas = 0
     # BN moving statistics are per-replica (sync on read); trained weights are mirrored
     for v in model.trainable_weights:
@@ -42,14 +42,14 @@ MIRRORED = textwrap.dedent("""
 
 DATA_PARALLEL = textwrap.dedent("""
     import sys, numpy as np, keras
-    from keras_onebit.training.loop import RunConfig, train
+    from keras_onebit.training.loop import RunConfig, fit
     assert len(keras.distribution.list_devices()) == 2, keras.distribution.list_devices()
 
     def run(strategy, out):
         keras.utils.set_random_seed(0)
         config = RunConfig(model="wrn_20_1", epochs=1, batch_size=40, train_limit=40,
                            strategy=strategy, out_dir=out, verbose=0)
-        model, _ = train(config)
+        _, model = fit(config, resume=False)  # no final evaluation of 10,000 images
         return [np.asarray(w) for w in model.trainable_weights], int(model.optimizer.iterations)
 
     keras.utils.set_random_seed(0)

@@ -24,6 +24,8 @@ import sys
 
 import pytest
 
+from tests.conftest import slow
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -104,7 +106,9 @@ def test_python_blocks_run(doc, docs_workdir):
         exec(compile("\n" * (line - 1) + code, str(doc), "exec"), namespace)  # noqa: S102
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=_name)
+@pytest.mark.parametrize("doc", [
+    # 100 s: two training runs and a teacher; test_training and test_distill cover them
+    pytest.param(doc, marks=slow) if doc.name == "TRAINING.md" else doc for doc in DOCS], ids=_name)
 def test_cli_commands_run(doc, docs_workdir):
     commands = [(cmd, line) for lang, code, line in code_blocks(doc)
                 if lang in SH_LANGS and not is_not_run(code) for cmd in sh_commands(code)]

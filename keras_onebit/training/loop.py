@@ -396,6 +396,7 @@ def validation_split(data):
 def fit(config, resume):
     """Builds or restores the model and fits it; returns (data, model)."""
     out = pathlib.Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     data, model, steps, start, strategy = prepare(config, resume)
     if start >= config.epochs:
         print(f"{out}: all {config.epochs} epochs already done")
