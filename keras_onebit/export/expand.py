@@ -336,22 +336,7 @@ def _convs_from_products(s, m, main, names):
 
 def _prune(m, names):
     """Drops the tensors no operator or graph uses, then unused buffers and codes."""
-    for n, sg in enumerate(m.subgraphs):
-        used = {int(i) for op in sg.operators for i in [*op.inputs, *op.outputs] if i >= 0}
-        used |= {int(i) for i in [*sg.inputs, *sg.outputs]}
-        keep = sorted(used)
-        index = {old: new for new, old in enumerate(keep)}
-        sg.tensors = [sg.tensors[i] for i in keep]
-        for op in sg.operators:
-            op.inputs = np.asarray([index[int(i)] if i >= 0 else -1 for i in op.inputs],
-                                   np.int32)
-            op.outputs = np.asarray([index[int(i)] for i in op.outputs], np.int32)
-        sg.inputs = np.asarray([index[int(i)] for i in sg.inputs], np.int32)
-        sg.outputs = np.asarray([index[int(i)] for i in sg.outputs], np.int32)
-        for signature in m.signatureDefs or []:
-            if signature.subgraphIndex == n:
-                for entry in [*(signature.inputs or []), *(signature.outputs or [])]:
-                    entry.tensorIndex = index[int(entry.tensorIndex)]
+    flatbuffer.remove_unused_tensors(m)
     flatbuffer.remove_unused_buffers(m)
     codes = sorted({op.opcodeIndex for sg in m.subgraphs for op in sg.operators})
     index = {old: new for new, old in enumerate(codes)}

@@ -21,6 +21,29 @@ def options(s, name, **fields):
     return value
 
 
+def remove_unused_tensors(model):
+    """Drops the tensors no operator, graph input or output uses, in every
+    sub-graph, and renumbers the references (operators, graph, signatures).
+    A tensor left without producer or data would otherwise get arena memory for
+    the whole run in TFLite Micro."""
+    for n, sg in enumerate(model.subgraphs):
+        used = {int(i) for op in sg.operators for i in [*op.inputs, *op.outputs] if i >= 0}
+        used |= {int(i) for i in [*sg.inputs, *sg.outputs]}
+        keep = sorted(used)
+        index = {old: new for new, old in enumerate(keep)}
+        sg.tensors = [sg.tensors[i] for i in keep]
+        for op in sg.operators:
+            op.inputs = np.asarray([index[int(i)] if i >= 0 else -1 for i in op.inputs],
+                                   np.int32)
+            op.outputs = np.asarray([index[int(i)] for i in op.outputs], np.int32)
+        sg.inputs = np.asarray([index[int(i)] for i in sg.inputs], np.int32)
+        sg.outputs = np.asarray([index[int(i)] for i in sg.outputs], np.int32)
+        for signature in model.signatureDefs or []:
+            if signature.subgraphIndex == n:
+                for entry in [*(signature.inputs or []), *(signature.outputs or [])]:
+                    entry.tensorIndex = index[int(entry.tensorIndex)]
+
+
 def remove_unused_buffers(model):
     """Drops the buffers that no tensor or metadata entry uses (buffer 0, the
     empty sentinel, stays) and renumbers the references to the others."""

@@ -243,25 +243,12 @@ def quantize_sign_convs(float_bytes):
             rewriter.int8_conv(index, alpha)
             count += 1
     rewriter.finish()
-    _empty_unread_constants(model)
+    flatbuffer.remove_unused_tensors(model)  # the float filters, biases, +-1 and conditions
     drop_empty_buffers(model)
     strip_names(model)
     builder = flatbuffers.Builder(len(float_bytes) // 4 + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output()), count
-
-
-def _empty_unread_constants(model):
-    """Empties the buffers of constants no operator reads any more (the float
-    filters, biases and +-1 values replaced here)."""
-    read = set()
-    for subgraph in model.subgraphs:
-        read.update(int(t) for op in subgraph.operators for t in op.inputs if t >= 0)
-    main = model.subgraphs[0]
-    kept = {int(t.buffer) for i, t in enumerate(main.tensors) if i in read}
-    for index, tensor in enumerate(main.tensors):
-        if index not in read and tensor.buffer and tensor.buffer not in kept:
-            model.buffers[tensor.buffer].data = None
 
 
 def sign_conv_outputs(model_bytes):
