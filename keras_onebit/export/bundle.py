@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from keras_onebit import summary as memory_summary
-from keras_onebit.export import bitpack, micro, report
+from keras_onebit.export import bitpack, micro, report, sign_int8
 from keras_onebit.export.deploy import check_supported
 from keras_onebit.export.errors import ExportError
 from keras_onebit.export.expand import expand
@@ -99,6 +99,8 @@ def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=
         if fmt not in cache:
             if fmt == "micro":
                 cache[fmt] = micro.compress(converted("int8"))
+            elif fmt == "int8" and signs:  # as convert does, from the float file made once
+                cache[fmt] = sign_int8.quantize_sign_convs(converted("float"))[0]
             elif fmt in bitpack.BASE:
                 cache[fmt] = bitpack.pack_filters(converted(bitpack.BASE[fmt]))[0]
             else:

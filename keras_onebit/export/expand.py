@@ -74,7 +74,7 @@ def expand(model):
     s = schema()
     m = _parse(s, data)
     startup = _startup_index(m)
-    names = _operator_names(s, m)
+    names = flatbuffer.operator_names(s, m)
     values = _Startup(s, m, m.subgraphs[startup], names).run()
     main = m.subgraphs[0]
     _constants_from_reads(s, m, main, names, values)
@@ -128,12 +128,6 @@ def _startup_index(m):
                               "keras_onebit.")
     raise ExportError("not a packed file of keras_onebit (no onebit_unpack sub-graph): only "
                       "the packed and packed_int8 formats expand.")
-
-
-def _operator_names(s, m):
-    builtin = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
-    return [builtin.get(max(c.builtinCode, c.deprecatedBuiltinCode), "?")
-            for c in m.operatorCodes]
 
 
 def _type_name(s, code):

@@ -21,6 +21,14 @@ def options(s, name, **fields):
     return value
 
 
+def operator_names(s, model):
+    """The builtin operator name (e.g. "CONV_2D") of each operator code of `model`,
+    "?" for a code the schema `s` does not know."""
+    builtin = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
+    return [builtin.get(max(c.builtinCode, c.deprecatedBuiltinCode), "?")
+            for c in model.operatorCodes]
+
+
 def remove_unused_tensors(model):
     """Drops the tensors no operator, graph input or output uses, in every
     sub-graph, and renumbers the references (operators, graph, signatures).

@@ -44,11 +44,13 @@ SIGN_GAIN = 2.0**100  # exact in float32; x * 2^100 is exact below overflow
 SIGN_OFFSET = 0.75  # sign(0) = +1: QUANTIZE rounds 0.75 to 1 in every rounding mode
 
 
-def _constant(model, tensor):
+def _constant(s, model, tensor):
+    """The data of a float32, int32 or int8 constant tensor, else None."""
     buffer = model.buffers[tensor.buffer].data if tensor.buffer else None
     if buffer is None or len(buffer) == 0:
         return None
-    dtype = {0: np.float32, 2: np.int32, 9: np.int8}.get(int(tensor.type))
+    dtype = {s.TensorType.FLOAT32: np.float32, s.TensorType.INT32: np.int32,
+             s.TensorType.INT8: np.int8}.get(int(tensor.type))
     if dtype is None:
         return None
     return np.frombuffer(bytes(buffer), dtype).reshape(tensor.shape)
@@ -66,9 +68,7 @@ class _Graph:
     def __init__(self, model, schema):
         self.model, self.s = model, schema
         self.main = model.subgraphs[0]
-        builtin = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-        self.names = [builtin.get(max(c.builtinCode, c.deprecatedBuiltinCode), "?")
-                      for c in model.operatorCodes]
+        self.names = flatbuffer.operator_names(schema, model)
         self.readers, self.producer = {}, {}
         for i, op in enumerate(self.main.operators):
             for t in op.inputs:
@@ -80,7 +80,7 @@ class _Graph:
         return self.names[op.opcodeIndex]
 
     def constant(self, t):
-        return None if t < 0 else _constant(self.model, self.main.tensors[t])
+        return None if t < 0 else _constant(self.s, self.model, self.main.tensors[t])
 
     def sign_source(self, index):
         """(x, the GREATER_EQUAL's index) when operator `index` is
@@ -172,7 +172,7 @@ class _Rewriter(flatbuffer.GraphBuilder):
         """Operator `index` (a float CONV_2D) as int8 conv -> DEQUANTIZE -> MUL [-> ADD]."""
         op = self.sg.operators[index]
         filt = self.sg.tensors[int(op.inputs[1])]
-        array = _constant(self.model, filt)
+        array = _constant(self.s, self.model, filt)
         c_out, c_in = array.shape[0], array.shape[-1]
         bias = self.constant_or_zero(op, c_out)
         out_scale = 2.0 if c_in % 2 == 0 else 1.0
@@ -192,22 +192,20 @@ class _Rewriter(flatbuffer.GraphBuilder):
         n = self.ed.tensor(self.sg, shape, float32)
         ops.append(self.ed.op("DEQUANTIZE", [q], [n], version=2))
         scale = self.const(np.asarray(alpha, np.float32), float32)
-        last = int(op.outputs[0])
-        if np.any(bias != 0):
-            scaled = self.ed.tensor(self.sg, shape, float32)
-            ops.append(self.ed.op("MUL", [n, scale], [scaled], flatbuffer.options(
-                self.s, "Mul", fusedActivationFunction=self.s.ActivationFunctionType.NONE)))
+        last, biased = int(op.outputs[0]), bool(np.any(bias != 0))
+        scaled = self.ed.tensor(self.sg, shape, float32) if biased else last
+        none = self.s.ActivationFunctionType.NONE
+        ops.append(self.ed.op("MUL", [n, scale], [scaled], flatbuffer.options(
+            self.s, "Mul", fusedActivationFunction=none if biased else activation)))
+        if biased:
             ops.append(self.ed.op("ADD", [scaled, self.const(bias, float32)], [last],
                                   flatbuffer.options(self.s, "Add",
                                                      fusedActivationFunction=activation)))
-        else:
-            ops.append(self.ed.op("MUL", [n, scale], [last], flatbuffer.options(
-                self.s, "Mul", fusedActivationFunction=activation)))
         self.after[index] = ops
 
     def constant_or_zero(self, op, c_out):
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
-            bias = _constant(self.model, self.sg.tensors[int(op.inputs[2])])
+            bias = _constant(self.s, self.model, self.sg.tensors[int(op.inputs[2])])
             if bias is None or bias.dtype != np.float32:
                 raise ExportError("Exact int8 signs: a binary conv's bias is not a float "
                                   "constant.")
