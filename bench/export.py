@@ -79,7 +79,7 @@ def builtin_invoker(model_bytes, image, threads):
 
 def expansions(files, test, runs=5):
     """{"<packed format> expanded": (bytes, median expansion ms, outputs bit-identical to
-    the plain twin's on `test`)} for each packed format in `files`."""
+    the plain twin's on `test`, the plain twin's bytes)} for each packed format in `files`."""
     import time
 
     out = {}
@@ -91,12 +91,13 @@ def expansions(files, test, runs=5):
             start = time.perf_counter()
             data = expand(files[fmt])
             times.append(time.perf_counter() - start)
+        same_bytes = None if base not in files else data == files[base]
         same = (None if base not in files else
-                bool((report.litert_outputs(data, test, 1) ==
-                      report.litert_outputs(files[base], test, 1)).all()))
-        out[f"{fmt}{EXPANDED}"] = (data, 1000 * median(times), same)
+                same_bytes or bool((report.litert_outputs(data, test, 1) ==
+                                    report.litert_outputs(files[base], test, 1)).all()))
+        out[f"{fmt}{EXPANDED}"] = (data, 1000 * median(times), same, same_bytes)
         print(f"  {fmt}: expanded in {1000 * median(times):.0f} ms to {len(data):,} bytes; "
-              f"outputs bit-identical to {base}: {same}", flush=True)
+              f"{base}'s bytes: {same_bytes}; outputs bit-identical: {same}", flush=True)
     return out
 
 
@@ -142,10 +143,11 @@ def bench_model(name, data):
     rows, extra = [], {}
     if FLAGS.control and "int8" in files:
         sizes[CONTROL] = sizes["int8"]
-    for fmt, (_, ms, same) in grown.items():
+    for fmt, (_, ms, same, same_bytes) in grown.items():
         stored = fmt[:-len(EXPANDED)]
         sizes[fmt] = sizes[stored]  # on disk it is the packed file
-        extra[fmt] = {"expand_ms": ms, "bit_identical_to_plain": same}
+        extra[fmt] = {"expand_ms": ms, "bit_identical_to_plain": same,
+                      "byte_identical_to_plain": same_bytes}
     for fmt in (["archive"] + list(files) + ([CONTROL] if CONTROL in sizes else [])
                 + list(grown)):
         row = {"format": fmt, "bytes": sizes[fmt], "ratio_to_limit": sizes[fmt] / limit,
@@ -245,8 +247,8 @@ def expanded_targets(name, rows, threads):
             f"<= {EXPANDED_TARGET:.2f}x)" for t in threads
             if row.get(f"ms_{t}t") and plain.get(f"ms_{t}t"))
         lines.append(f"- {name} {fmt}{EXPANDED}: expansion {row['expand_ms']:.0f} ms; latency "
-                     f"{ratios}; outputs bit-identical to {base}: "
-                     f"{row.get('bit_identical_to_plain')}")
+                     f"{ratios}; {base}'s bytes: {row.get('byte_identical_to_plain')}, "
+                     f"outputs bit-identical: {row.get('bit_identical_to_plain')}")
     return lines
 
 

@@ -353,8 +353,8 @@ def test_unknown_input_quantizer_is_named(tmp_path):
 
 def test_packed_files_claim_no_minimum_runtime(converted):
     """The converter's min_runtime_version fits the float / int8 graph, not the
-    call-once and variable operators packing adds: packed files drop it, and
-    keep the rest of the metadata."""
+    call-once and variable operators packing adds: packed files drop it, keep
+    the rest of the metadata and add their expansion record."""
     s = flatbuffer.schema()
 
     def metadata(fmt):
@@ -365,7 +365,9 @@ def test_packed_files_claim_no_minimum_runtime(converted):
         kept = metadata(base)
         assert b"min_runtime_version" in kept
         del kept[b"min_runtime_version"]
-        assert metadata(fmt) == kept
+        packed = metadata(fmt)
+        assert packed.pop(b"onebit_expand")[:4] == b"OBXP"
+        assert packed == kept
 
 
 def test_operator_counts_of_float_and_packed_files(converted, model):

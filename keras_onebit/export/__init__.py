@@ -25,11 +25,12 @@ kernels, never from the training graph):
 `python -m keras_onebit export`. docs/FORMAT.md has the byte layouts.
 
 Modules, lower first (a module imports only those before it): errors, files,
-packed (archive), deploy (deploy clone), bitpack (UINT8 sign bits in a
-.tflite), sign_int8 (exact int8 convs of signs), tflite (conversions), micro
-(TFLM compression, arena, C source), report (measurements, report files),
-fallback (BN statistics for a stand-in model the caller builds), bundle (all
-formats at once).
+packed (archive), deploy (deploy clone), lz and expansion_record (what gives a
+packed .tflite back its source model, byte for byte), bitpack (UINT8 sign bits
+in a .tflite), expand (packed file -> plain file, no TensorFlow), sign_int8
+(exact int8 convs of signs), tflite (conversions), micro (TFLM compression,
+arena, C source), report (measurements, report files), fallback (BN statistics
+for a stand-in model the caller builds), bundle (all formats at once).
 """
 
 from keras_onebit.export.errors import ExportError

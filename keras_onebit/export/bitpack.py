@@ -27,6 +27,10 @@ model, +-127 in an int8 one; any such filter is stored exactly) becomes:
               operand), because LiteRT's XNNPACK delegate runs a product
               with a run-time matrix but no CONV_2D with a run-time filter
 
+and, as the metadata buffer "onebit_expand", the expansion record
+(expansion_record.py) that gives back the source model byte for byte (checked
+here), for `expand` and examples/onebit_expand.c.
+
 Otherwise the operator, its quantization (per-channel int8 scales stay on the
 filter tensor) and everything else in the graph are unchanged: `packed_int8`
 computes exactly what `int8` computes, `packed` what `float` computes up to the
@@ -38,7 +42,7 @@ uint8, hence DEQUANTIZE first). Output bytes depend only on the input bytes.
 import flatbuffers
 import numpy as np
 
-from keras_onebit.export import conv_matmul, flatbuffer
+from keras_onebit.export import conv_matmul, expansion_record, flatbuffer
 from keras_onebit.export.errors import ExportError
 
 BASE = {"packed": "float", "packed_int8": "int8"}  # format -> the conversion it packs
@@ -95,7 +99,7 @@ class _Unpacker(flatbuffer.GraphBuilder):
         if key not in self.shared:
             self.shared[key] = self.ed.tensor(self.sg, (256, 8), T.INT8, sign_table(magnitude))
         table = self.shared[key]
-        b = self.ed.tensor(self.sg, bits.shape, T.UINT8, bits, self.byte_q)
+        b = self.bits = self.ed.tensor(self.sg, bits.shape, T.UINT8, bits, self.byte_q)
         f = self.add("DEQUANTIZE", [b], bits.shape, T.FLOAT32)
         # CAST and GATHER (axis 0) as their defaults: no options tables
         i = self.add("CAST", [f], bits.shape, T.INT32)
@@ -133,8 +137,9 @@ class _Unpacker(flatbuffer.GraphBuilder):
             return value
         dims = [1] * len(shape)
         dims[axis] = alpha.size
-        return self.add("MUL", [value, self.const(alpha.reshape(dims), T.FLOAT32)], shape,
-                        T.FLOAT32, flatbuffer.options(self.s, "Mul"))
+        self.scales = self.const(alpha.reshape(dims), T.FLOAT32)
+        return self.add("MUL", [value, self.scales], shape, T.FLOAT32,
+                        flatbuffer.options(self.s, "Mul"))
 
     def assign(self, name, value):
         handle, op = _var_handle(self.ed, self.sg, name)
@@ -221,6 +226,9 @@ def pack_filters(model_bytes, min_weights=MIN_WEIGHTS, conv_as_matmul=True,
         raise ExportError("The model has no binary filters to pack (no CONV_2D, "
                           "DEPTHWISE_CONV_2D or FULLY_CONNECTED filter of at least "
                           f"{min_weights} weights with one magnitude per channel).")
+    root = schema.Model.GetRootAsModel(model_bytes, 0)
+    holes = [expansion_record.buffer_position(root, model.subgraphs[0].tensors[t].buffer)
+             for t in sorted(found)]
     packer = _Packer(model, schema, conv_as_matmul, min_macs)
     for n, (t, found_filter) in enumerate(sorted(found.items())):
         packer.pack(n, t, *found_filter, consumers[t])
@@ -230,9 +238,14 @@ def pack_filters(model_bytes, min_weights=MIN_WEIGHTS, conv_as_matmul=True,
     model.metadata = [m for m in model.metadata or [] if m.name != b"min_runtime_version"]
     drop_empty_buffers(model)
     strip_names(model)
+    _add_expansion_record(model, schema, model_bytes, holes, packer.sources)
     builder = flatbuffers.Builder(len(model_bytes) // 4 + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output()), len(found)
+    packed = bytes(builder.Output())
+    if expansion_record.expand(schema.Model.GetRootAsModel(packed, 0)) != bytes(model_bytes):
+        raise ExportError("Packing sign bits: the expansion record does not give back the "
+                          "model it was packed from.")
+    return packed, len(found)
 
 
 class _Packer:
@@ -253,6 +266,7 @@ class _Packer:
         self.main_graph = flatbuffer.GraphBuilder(self.ed, self.main, [])
         self.reads = {}  # consumer operator index -> [VAR_HANDLE, READ_VARIABLE] before it
         self.replaced = {}  # conv operator index -> the operators that compute it as a product
+        self.sources = []  # per filter: what the expansion record says of it (see `pack`)
 
     def pack(self, n, t, alpha, depthwise, array, users):
         """Filter tensor `t` (the n-th found) becomes variable `onebit_var_<n>`."""
@@ -261,7 +275,9 @@ class _Packer:
         if self.conv_as_matmul and not depthwise:
             first = _matmul_layout(self.main_graph, users, self.min_macs)
         name = f"onebit_var_{n}".encode()
+        self.unpack.scales = None
         self.unpack.assign(name, _unpacked(self.unpack, filt, alpha, depthwise, array, first))
+        self.sources.append(self._source(filt, alpha, depthwise, array))
         if filt.type == self.s.TensorType.INT8:
             _int8_quantization(self.ed, self.main, filt, users)
         # inference: the filter becomes the variable's value
@@ -270,6 +286,18 @@ class _Packer:
         if first is not None:
             self._as_products(t, filter_matrix(array).shape, users, first)
         self.reads.setdefault(min(users), []).extend(_read_variable(self.ed, self.main, name, t))
+
+    def _source(self, filt, alpha, depthwise, array):
+        """(count, channels, dtype, layout, bits tensor, scales tensor or None,
+        magnitude) of the filter just unpacked; tensors of the start-up graph."""
+        r = expansion_record
+        is_int8 = filt.type == self.s.TensorType.INT8
+        channels = array.shape[-1] if depthwise else array.shape[0]
+        scales = None if is_int8 else self.unpack.scales
+        magnitude = 127.0 if is_int8 else float(alpha[0])
+        return (array.size, channels, r.INT8 if is_int8 else r.FLOAT32,
+                r.CHANNEL_LAST if depthwise else r.CHANNEL_FIRST, self.unpack.bits, scales,
+                magnitude)
 
     def _as_products(self, t, matrix_shape, users, first):
         """Each user of filter `t` (a CONV_2D) becomes an im2col product; the
@@ -288,6 +316,21 @@ class _Packer:
         for index, op in enumerate(self.main.operators):
             operators += self.reads.get(index, []) + self.replaced.get(index, [op])
         self.main.operators = operators
+
+
+def _add_expansion_record(model, schema, plain, holes, sources):
+    """Stores the expansion record (expansion_record.py) as the metadata buffer
+    "onebit_expand", its tensors turned into the final buffer indices."""
+    startup = model.subgraphs[-1].tensors
+    filters = [(count, channels, dtype, layout, int(startup[bits].buffer),
+                0 if scales is None else int(startup[scales].buffer), magnitude)
+               for count, channels, dtype, layout, bits, scales, magnitude in sources]
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(expansion_record.build(plain, holes, filters), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = expansion_record.NAME, len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), entry]
 
 
 def _matmul_layout(g, users, min_macs):

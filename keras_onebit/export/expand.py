@@ -4,20 +4,24 @@ one bit per weight on disk, the plain model's speed in memory.
     plain = keras_onebit.export.expand("model_packed_int8.tflite")  # -> int8 model
     interpreter = Interpreter(model_content=plain)
 
-`packed_int8` becomes the `int8` model, `packed` the `float` model: the start-up
-sub-graph (`onebit_unpack`, bitpack.py) is evaluated here with NumPy, each
+`packed_int8` becomes the `int8` export, `packed` the `float` export, byte for
+byte: the file's expansion record (expansion_record.py; examples/onebit_expand.c
+reads the same record in C) holds the plain file's bytes outside its filters,
+and each filter is written back from its sign bits.
+
+A packed file written before the record existed expands from its start-up
+sub-graph (`onebit_unpack`, bitpack.py), evaluated here with NumPy: each
 variable it assigns becomes the constant filter its reads stood for, the
 variable and call-once operators go, and every im2col product of a float conv
-(conv_matmul.py) becomes the CONV_2D it computes. The expanded model computes
-exactly what the plain export computes (the same operators on the same
-constants); its bytes differ from the plain export's (tensor order, the names and
-options the packed file dropped), see docs/FORMAT.md.
+(conv_matmul.py) becomes the CONV_2D it computes. That gives the plain
+export's operators and constants (the same outputs), not its bytes (tensor
+order, the names and options the packed file dropped), see docs/FORMAT.md.
 
 Needs only NumPy and a TFLite flatbuffer schema module (ai-edge-litert's, else
 tflite-micro's): no TensorFlow, so an app with only `ai-edge-litert` can run it.
 A file that is not a packed file of this library, a truncated or tampered one, or
 one of a newer format version is refused with one line (`ExportError`) before any
-large allocation: every declared shape is checked against its data and a limit.
+large allocation: every declared size is checked against its data and a limit.
 """
 
 import math
@@ -25,7 +29,7 @@ import os
 
 import numpy as np
 
-from keras_onebit.export import flatbuffer
+from keras_onebit.export import expansion_record, flatbuffer
 from keras_onebit.export.errors import ExportError
 from keras_onebit.fileio import regular_file
 
@@ -72,6 +76,9 @@ def expand(model):
     """
     data = _read(model)
     s = schema()
+    plain = _from_record(s, data)
+    if plain is not None:
+        return plain
     m = _parse(s, data)
     startup = _startup_index(m)
     names = flatbuffer.operator_names(s, m)
@@ -96,14 +103,35 @@ def _read(model):
         return f.read()
 
 
+def _check_identifier(data):
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ExportError(f"not a .tflite file ({len(data)} bytes, no TFL3 identifier).")
+    if int.from_bytes(data[:4], "little") >= len(data):
+        raise ExportError("truncated .tflite file: its root table lies past its end.")
+
+
+def _from_record(s, data):
+    """The plain file from the packed file's expansion record, or None for a
+    packed file without one (one packed before the record existed)."""
+    _check_identifier(data)
+    try:
+        root = s.Model.GetRootAsModel(data, 0)
+        if expansion_record.find(root) is None:
+            return None
+        plain = expansion_record.expand(root)
+    except ExportError:
+        raise
+    except Exception as e:  # flatbuffers raises struct.error, IndexError...
+        raise ExportError(f"truncated or corrupt .tflite file ({len(data)} bytes; "
+                          f"{type(e).__name__} while decoding it).") from e
+    if plain[4:8] != b"TFL3":
+        raise ExportError("tampered packed file: its expansion record gives no .tflite file.")
+    return plain
+
+
 def _parse(s, data):
     """The flatbuffer's object model (a ModelT); a file that does not decode is
     one line."""
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ExportError(f"not a .tflite file ({len(data)} bytes, no TFL3 identifier).")
-    root = int.from_bytes(data[:4], "little")
-    if root >= len(data):
-        raise ExportError("truncated .tflite file: its root table lies past its end.")
     try:
         m = s.ModelT.InitFromObj(s.Model.GetRootAsModel(data, 0))
     except Exception as e:  # flatbuffers raises struct.error, IndexError, UnicodeError...

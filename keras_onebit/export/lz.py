@@ -1,0 +1,118 @@
+"""A byte-oriented LZ77 for the small parts of a model that expansion copies
+(expansion_record.py): simple enough to decode in a few lines of C with no
+library (examples/onebit_expand.c), good on what a .tflite skeleton repeats
+(per-channel scales and zero points, tensor tables).
+
+The stream is a sequence of operations; a count is an unsigned LEB128 varint
+(at most 5 bytes, < 2**32):
+
+    0x00 n <n bytes>     literal: append the n bytes
+    0x01 n d             copy: append n bytes, one at a time, from d bytes back
+                         in the output (1 <= d <= output so far; d < n repeats)
+
+`compress` is greedy (longest match among the last positions of each 4-byte
+key) and deterministic: the same input gives the same stream.
+"""
+
+LITERAL, COPY = 0, 1
+MIN_MATCH = 6
+CANDIDATES = 16  # positions kept per 4-byte key
+MAX_COUNT = (1 << 32) - 1
+
+
+class StreamError(ValueError):
+    """A stream that does not decode to its declared size."""
+
+
+def _varint(value):
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return out
+
+
+def _match_length(data, here, there, limit):
+    """How many bytes from `here` equal those from `there` (< here), at most `limit`."""
+    n = 0
+    while n + 64 <= limit and data[here + n:here + n + 64] == data[there + n:there + n + 64]:
+        n += 64
+    while n < limit and data[here + n] == data[there + n]:
+        n += 1
+    return n
+
+
+def compress(data):
+    """The LZ stream of `data` (bytes)."""
+    data = bytes(data)
+    out, literal, table, i = bytearray(), bytearray(), {}, 0
+
+    def flush():
+        if literal:
+            out.extend(bytes([LITERAL]) + _varint(len(literal)) + literal)
+            literal.clear()
+
+    while i < len(data):
+        key = data[i:i + 4]
+        best, where = 0, 0
+        for j in table.get(key, ()):
+            n = _match_length(data, i, j, len(data) - i)
+            if n > best:
+                best, where = n, j
+        table.setdefault(key, []).append(i)
+        del table[key][:-CANDIDATES]
+        if best >= MIN_MATCH:
+            flush()
+            out.extend(bytes([COPY]) + _varint(best) + _varint(i - where))
+            i += best
+        else:
+            literal.append(data[i])
+            i += 1
+    flush()
+    return bytes(out)
+
+
+def _read_varint(stream, pos):
+    value, shift = 0, 0
+    for k in range(5):
+        if pos + k >= len(stream):
+            raise StreamError("the stream ends inside a count")
+        byte = stream[pos + k]
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            if value > MAX_COUNT:
+                break
+            return value, pos + k + 1
+    raise StreamError("a count of more than 32 bits")
+
+
+def decompress(stream, size):
+    """The `size` bytes `stream` encodes; StreamError unless it holds exactly them."""
+    out, pos = bytearray(), 0
+    while pos < len(stream):
+        tag = stream[pos]
+        n, pos = _read_varint(stream, pos + 1)
+        if n == 0 or n > size - len(out):
+            raise StreamError(f"an operation of {n} bytes at {len(out)} of {size}")
+        if tag == LITERAL:
+            if pos + n > len(stream):
+                raise StreamError("the stream ends inside a literal")
+            out += stream[pos:pos + n]
+            pos += n
+        elif tag == COPY:
+            d, pos = _read_varint(stream, pos)
+            if not 1 <= d <= len(out):
+                raise StreamError(f"a copy from {d} bytes back at {len(out)}")
+            start = len(out) - d
+            chunk = bytes(out[start:start + min(d, n)])
+            out += (chunk * (n // len(chunk) + 1))[:n]
+        else:
+            raise StreamError(f"unknown operation {tag}")
+    if len(out) != size:
+        raise StreamError(f"{len(out)} bytes decoded, {size} declared")
+    return bytes(out)
