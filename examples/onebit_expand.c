@@ -149,7 +149,7 @@ static int read_header(Bytes file, Packed *p, char *err, size_t err_size) {
   stream_size = le(p->record.data + 28, 4);
   if (version != RECORD_VERSION || p->plain_size > MAX_PLAIN_BYTES ||
       p->skeleton_size > p->plain_size ||
-      HEADER_BYTES + (uint64_t)p->filter_count * ENTRY_BYTES + stream_size != p->record.size) {
+      HEADER_BYTES + (uint64_t)p->filter_count * ENTRY_BYTES + stream_size > p->record.size) {
     fail(err, err_size, "tampered packed file: an expansion record of %zu bytes declares %u "
          "filters, a %llu-byte stream and a %llu-byte model", p->record.size, p->filter_count,
          (unsigned long long)stream_size, (unsigned long long)p->plain_size);
@@ -244,10 +244,11 @@ static int read_varint(Bytes s, size_t *pos, uint64_t *value) {
   return 0;
 }
 
-/* Decodes the skeleton stream (lz.py) into out[0 .. skeleton_size). */
+/* Decodes the skeleton stream (lz.py: literals, copies, references to bytes of
+ * the packed file) into out[0 .. skeleton_size). */
 static int decode_skeleton(const Packed *p, uint8_t *out, char *err, size_t err_size) {
   size_t pos = 0;
-  uint64_t done = 0, n, distance;
+  uint64_t done = 0, n, distance, offset;
   while (pos < p->stream.size) {
     uint8_t tag = p->stream.data[pos++];
     if (!read_varint(p->stream, &pos, &n) || n == 0 || n > p->skeleton_size - done) break;
@@ -258,6 +259,11 @@ static int decode_skeleton(const Packed *p, uint8_t *out, char *err, size_t err_
     } else if (tag == 1) {
       if (!read_varint(p->stream, &pos, &distance) || distance == 0 || distance > done) break;
       for (uint64_t k = 0; k < n; ++k) out[done + k] = out[done + k - distance];
+    } else if (tag == 2) {
+      if (!read_varint(p->stream, &pos, &offset) || offset > p->file.size ||
+          n > p->file.size - offset)
+        break;
+      memcpy(out + done, p->file.data + offset, (size_t)n);
     } else {
       break;
     }

@@ -32,7 +32,8 @@ def fully_binary():
 
 
 def without_record(packed):
-    """The packed file as keras_onebit wrote it before the expansion record existed."""
+    """The packed file with its expansion record taken out: as keras_onebit wrote it
+    before the record existed (and as `expansion_record=False` writes it)."""
     import flatbuffers
 
     from keras_onebit.export import expansion_record, flatbuffer
@@ -44,6 +45,16 @@ def without_record(packed):
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+@pytest.mark.parametrize("plain", ["float", "int8"])
+def test_packing_without_the_record_is_the_file_without_it(fully_binary, plain):
+    _, files = fully_binary
+    packed = bitpack.pack_filters(files[plain])[0]
+    bare = bitpack.pack_filters(files[plain], expansion_record=False)[0]
+    assert bare == without_record(packed) and b"OBXP" not in bare
+    record = len(packed) - len(bare)
+    assert 0 < record < 0.1 * len(bare), record
 
 
 @pytest.mark.parametrize("packed, plain", [("packed", "float"), ("packed_int8", "int8")])
@@ -106,7 +117,8 @@ def tampered_records(packed):
         (patched(packed, b"OBXP", 4, struct.pack("<I", 0)), ("tampered", "record")),
         (patched(packed, b"OBXP", 0, b"OBXQ"), ("tampered", "OBXP")),
         (patched(packed, b"OBXP", 8, struct.pack("<Q", 1 << 40)), ("tampered", "declares")),
-        (patched(packed, b"OBXP", 28, struct.pack("<I", 1)), ("tampered", "declares")),
+        (patched(packed, b"OBXP", 28, struct.pack("<I", 1)), ("tampered", "stream")),
+        (patched(packed, b"OBXP", 28, struct.pack("<I", 1 << 30)), ("tampered", "declares")),
         (patched(packed, b"OBXP", entry, struct.pack("<Q", 1 << 33)), ("tampered", "filter 0")),
         (patched(packed, b"OBXP", entry + 8, struct.pack("<Q", 8)), ("tampered", "filter 0")),
         (patched(packed, b"OBXP", entry + 16, struct.pack("<I", 0)), ("tampered", "filter 0")),

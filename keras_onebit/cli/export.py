@@ -46,6 +46,10 @@ flags.DEFINE_integer("micro_images", 20, "Images run in the TFLite Micro interpr
 flags.DEFINE_integer("threads", 2, "LiteRT threads for the latency measurement.", lower_bound=1)
 flags.DEFINE_integer("latency_runs", 30, "LiteRT runs per latency median.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of a stand-in model without weights.", lower_bound=0)
+flags.DEFINE_bool("expansion_record", True, "Packed files carry the record that expands them "
+                  "into the int8 / float file byte for byte at load time (examples/"
+                  "onebit_expand.c); --noexpansion_record saves its few kB where the file "
+                  "only runs as stored (TFLite Micro).")
 
 WEIGHT_FORMATS = (".onebit", ".keras", ".weights.h5")
 WEIGHT_KINDS = "a .onebit archive, a .keras model or a .weights.h5 file"
@@ -188,7 +192,8 @@ def main(argv):
             result = export_bundle(model, out_dir, images, representative, formats=formats,
                                    name=name, source=source, micro_images=FLAGS.micro_images,
                                    threads=FLAGS.threads, latency_runs=FLAGS.latency_runs,
-                                   command=command.strip(), progress=print)
+                                   command=command.strip(), progress=print,
+                                   expansion_record=FLAGS.expansion_record)
         result["images"]["description"] = description
         write(out_dir, result)
     except OSError as e:  # a full disk, a folder removed or made read-only meanwhile

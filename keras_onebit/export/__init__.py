@@ -82,6 +82,8 @@ def export_bundle(*args, **kwargs):
         command: the command line, recorded in the report.
         tflm_formats: formats also run in TFLite Micro.
         progress: a print-like function for the progress lines.
+        expansion_record: packed files carry the record that expands them into
+            their plain twins byte for byte (default); False saves its few kB.
 
     Returns:
         The report dict: "model" (name, binary weights, float parameters,

@@ -42,7 +42,8 @@ uint8, hence DEQUANTIZE first). Output bytes depend only on the input bytes.
 import flatbuffers
 import numpy as np
 
-from keras_onebit.export import conv_matmul, expansion_record, flatbuffer
+from keras_onebit.export import conv_matmul, flatbuffer
+from keras_onebit.export import expansion_record as record
 from keras_onebit.export.errors import ExportError
 
 BASE = {"packed": "float", "packed_int8": "int8"}  # format -> the conversion it packs
@@ -210,12 +211,15 @@ def _binary_filters(model, schema, min_weights):
 
 
 def pack_filters(model_bytes, min_weights=MIN_WEIGHTS, conv_as_matmul=True,
-                 min_macs=conv_matmul.MIN_MACS):
+                 min_macs=conv_matmul.MIN_MACS, expansion_record=True):
     """The model with its binary filters as UINT8 sign bits (see the module
     docstring). `conv_as_matmul`: a float CONV_2D of a packed filter with at
     least `min_macs` multiply-adds per image becomes an im2col BATCH_MATMUL
     (`conv_matmul`: LiteRT's XNNPACK delegate runs it, not a CONV_2D with a
-    variable filter). Returns (bytes, number of filters packed)."""
+    variable filter). `expansion_record`: store the record that expands the
+    file back into `model_bytes` (False: a few kB smaller, for a device that
+    runs the file as stored; `expand` then rebuilds an equivalent model from
+    the start-up graph). Returns (bytes, number of filters packed)."""
     schema = flatbuffer.schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
     if len(model.subgraphs) != 1:
@@ -227,7 +231,7 @@ def pack_filters(model_bytes, min_weights=MIN_WEIGHTS, conv_as_matmul=True,
                           "DEPTHWISE_CONV_2D or FULLY_CONNECTED filter of at least "
                           f"{min_weights} weights with one magnitude per channel).")
     root = schema.Model.GetRootAsModel(model_bytes, 0)
-    holes = [expansion_record.buffer_position(root, model.subgraphs[0].tensors[t].buffer)
+    holes = [record.buffer_position(root, model.subgraphs[0].tensors[t].buffer)
              for t in sorted(found)]
     packer = _Packer(model, schema, conv_as_matmul, min_macs)
     for n, (t, found_filter) in enumerate(sorted(found.items())):
@@ -238,11 +242,10 @@ def pack_filters(model_bytes, min_weights=MIN_WEIGHTS, conv_as_matmul=True,
     model.metadata = [m for m in model.metadata or [] if m.name != b"min_runtime_version"]
     drop_empty_buffers(model)
     strip_names(model)
-    _add_expansion_record(model, schema, model_bytes, holes, packer.sources)
-    builder = flatbuffers.Builder(len(model_bytes) // 4 + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    packed = bytes(builder.Output())
-    if expansion_record.expand(schema.Model.GetRootAsModel(packed, 0)) != bytes(model_bytes):
+    if not expansion_record:
+        return _serialized(model, len(model_bytes)), len(found)
+    packed = _add_record(model, schema, model_bytes, holes, packer.sources)
+    if record.expand(schema.Model.GetRootAsModel(packed, 0), packed) != model_bytes:
         raise ExportError("Packing sign bits: the expansion record does not give back the "
                           "model it was packed from.")
     return packed, len(found)
@@ -290,7 +293,7 @@ class _Packer:
     def _source(self, filt, alpha, depthwise, array):
         """(count, channels, dtype, layout, bits tensor, scales tensor or None,
         magnitude) of the filter just unpacked; tensors of the start-up graph."""
-        r = expansion_record
+        r = record
         is_int8 = filt.type == self.s.TensorType.INT8
         channels = array.shape[-1] if depthwise else array.shape[0]
         scales = None if is_int8 else self.unpack.scales
@@ -318,19 +321,43 @@ class _Packer:
         self.main.operators = operators
 
 
-def _add_expansion_record(model, schema, plain, holes, sources):
-    """Stores the expansion record (expansion_record.py) as the metadata buffer
-    "onebit_expand", its tensors turned into the final buffer indices."""
+def _add_record(model, schema, plain, holes, sources):
+    """The packed file's bytes with the expansion record (expansion_record.py)
+    as the metadata buffer "onebit_expand". Its stream references the bytes
+    around it, so it is written into a place of fixed size: the file is laid
+    out with an empty place, the record made against that layout, and the
+    place grown and the record made again until it fits (twice, as a rule)."""
     startup = model.subgraphs[-1].tensors
     filters = [(count, channels, dtype, layout, int(startup[bits].buffer),
                 0 if scales is None else int(startup[scales].buffer), magnitude)
                for count, channels, dtype, layout, bits, scales, magnitude in sources]
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(expansion_record.build(plain, holes, filters), np.uint8)
+    buffer, entry = schema.BufferT(), schema.MetadataT()
     model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name, entry.buffer = expansion_record.NAME, len(model.buffers) - 1
+    entry.name, entry.buffer = record.NAME, len(model.buffers) - 1
     model.metadata = [*(model.metadata or []), entry]
+    room = 0
+    for _ in range(4):
+        buffer.data = np.zeros(room, np.uint8)
+        draft = _serialized(model, len(plain))
+        root = schema.Model.GetRootAsModel(draft, 0)
+        start = record.buffer_position(root, entry.buffer)[0] if room else 0
+        skip = sorted([(start, start + room)] + [
+            (p, p + n) for p, n in (record.buffer_position(root, f[4])
+                                    for f in filters)])
+        ranges = [(a[1], b[0]) for a, b in zip([(0, 0), *skip], [*skip, (len(draft),) * 2],
+                                               strict=True) if b[0] > a[1]]
+        made = record.build(plain, holes, filters, draft, ranges)
+        if room and len(made) <= room:
+            buffer.data = np.frombuffer(made + bytes(room - len(made)), np.uint8)
+            return _serialized(model, len(plain))
+        room = len(made) + 16
+    raise ExportError("Packing sign bits: the expansion record found no stable place.")
+
+
+def _serialized(model, size_hint):
+    builder = flatbuffers.Builder(size_hint // 4 + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def _matmul_layout(g, users, min_macs):

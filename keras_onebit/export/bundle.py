@@ -59,13 +59,14 @@ def prepare_dir(out_dir):
 
 def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=None,
                   source="", micro_images=20, threads=2, latency_runs=30, command="",
-                  tflm_formats=("int8", "packed_int8"), progress=print):
+                  tflm_formats=("int8", "packed_int8"), progress=print, expansion_record=True):
     """Exports `model` in `formats` into `out_dir`; returns the report dict.
 
     `images`: real input images for the comparison with Keras; `representative`:
     images for int8 / int4 calibration. The micro format, and `tflm_formats`,
-    also run in the TFLite Micro interpreter on `micro_images` images. Fails
-    before any work on an unsupported layer or an unwritable folder."""
+    also run in the TFLite Micro interpreter on `micro_images` images;
+    `expansion_record`: as `tflite.convert`. Fails before any work on an
+    unsupported layer or an unwritable folder."""
     formats = parse_formats(formats)
     check_supported(model)
     out_dir = prepare_dir(out_dir)
@@ -102,7 +103,8 @@ def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=
             elif fmt == "int8" and signs:  # as convert does, from the float file made once
                 cache[fmt] = sign_int8.quantize_sign_convs(converted("float"))[0]
             elif fmt in bitpack.BASE:
-                cache[fmt] = bitpack.pack_filters(converted(bitpack.BASE[fmt]))[0]
+                cache[fmt] = bitpack.pack_filters(converted(bitpack.BASE[fmt]),
+                                                  expansion_record=expansion_record)[0]
             else:
                 cache[fmt] = convert(model, fmt, representative)
         return cache[fmt]

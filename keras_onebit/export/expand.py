@@ -118,7 +118,7 @@ def _from_record(s, data):
         root = s.Model.GetRootAsModel(data, 0)
         if expansion_record.find(root) is None:
             return None
-        plain = expansion_record.expand(root)
+        plain = expansion_record.expand(root, data)
     except ExportError:
         raise
     except Exception as e:  # flatbuffers raises struct.error, IndexError...

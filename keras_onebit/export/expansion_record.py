@@ -12,7 +12,8 @@ little-endian:
        8  u64 plain_size         bytes of the plain file (the float or int8 export)
       16  u64 skeleton_size      its bytes outside the packed filters
       24  u32 filter_count
-      28  u32 stream_size        bytes of the skeleton's LZ stream (lz.py)
+      28  u32 stream_size        bytes of the skeleton's LZ stream (lz.py; its
+                                 source is the packed file itself)
     filter_count entries of 40 bytes, `hole` increasing
        0  u64 hole               where the filter's data starts in the plain file
        8  u64 count              its weights
@@ -28,6 +29,8 @@ little-endian:
       32  f32 magnitude
       36  u32 0
     the stream
+    zero or more bytes of padding (the record is written where the file had
+    room for it: its references point at bytes around it)
 
 The sign bits are the packed file's own (bitpack.py): weight k of the Keras
 kernel in C order is bit 7 - k % 8 of byte k // 8, 1 = +1; its channel is
@@ -68,7 +71,7 @@ def buffer_position(root, index):
     return buffer._tab.Vector(offset), buffer.DataLength()
 
 
-def build(plain, holes, filters):
+def build(plain, holes, filters, packed, ranges):
     """The record of a packed file.
 
     Args:
@@ -76,6 +79,11 @@ def build(plain, holes, filters):
         holes: [(start, length)] of each packed filter's data in `plain`, in
             the order of `filters`.
         filters: [(count, channels, dtype, layout, bits, scales, magnitude)].
+        packed: the packed file's bytes as they will be around the record,
+            which the skeleton's stream may reference (the constants, scales
+            and shapes both files hold).
+        ranges: [(start, end)] of `packed` that references may use (not the
+            record's own place).
 
     Returns:
         The record's bytes.
@@ -92,7 +100,7 @@ def build(plain, holes, filters):
         entries.append(ENTRY.pack(start, count, channels, dtype, layout, 0, bits, scales,
                                   magnitude, 0))
     skeleton += plain[position:]
-    stream = lz.compress(skeleton)
+    stream = lz.compress(skeleton, packed, ranges)
     header = HEADER.pack(MAGIC, VERSION, len(plain), len(skeleton), len(entries), len(stream))
     return header + b"".join(entries) + stream
 
@@ -124,11 +132,11 @@ def _header(record):
     if version != VERSION:
         raise ExportError(f"tampered packed file: expansion record version {version}.")
     if (plain_size > MAX_PLAIN_BYTES or skeleton_size > plain_size
-            or HEADER.size + count * ENTRY.size + stream_size != len(record)):
+            or HEADER.size + count * ENTRY.size + stream_size > len(record)):
         raise ExportError(f"tampered packed file: an expansion record of {len(record)} bytes "
                           f"declares {count} filters, a {stream_size}-byte stream and a "
                           f"{plain_size}-byte model.")
-    return plain_size, skeleton_size, count
+    return plain_size, skeleton_size, count, stream_size
 
 
 def _entries(record, count, plain_size, skeleton_size, buffer_bytes):
@@ -176,8 +184,8 @@ def filter_bytes(n, channels, dtype, layout, bits, magnitudes):
         np.int8 if dtype == INT8 else "<f4").tobytes()
 
 
-def expand(root):
-    """The plain file a packed file (`schema.Model` with a record) was made from."""
+def expand(root, packed):
+    """The plain file a packed file (its bytes, and its `schema.Model`) was made from."""
     record = find(root)
 
     def data(index):
@@ -186,10 +194,11 @@ def expand(root):
         return root.Buffers(index).DataAsNumpy() if root.Buffers(index).DataLength() else (
             np.zeros(0, np.uint8))
 
-    plain_size, skeleton_size, count = _header(record)
+    plain_size, skeleton_size, count, stream_size = _header(record)
     entries = _entries(record, count, plain_size, skeleton_size, lambda i: data(i).size)
+    start = HEADER.size + count * ENTRY.size
     try:
-        skeleton = lz.decompress(record[HEADER.size + count * ENTRY.size:], skeleton_size)
+        skeleton = lz.decompress(record[start:start + stream_size], skeleton_size, packed)
     except lz.StreamError as e:
         raise ExportError(f"tampered packed file: its skeleton stream is corrupt ({e}).") from e
     out, position, taken = bytearray(), 0, 0

@@ -1,7 +1,8 @@
 """A byte-oriented LZ77 for the small parts of a model that expansion copies
 (expansion_record.py): simple enough to decode in a few lines of C with no
 library (examples/onebit_expand.c), good on what a .tflite skeleton repeats
-(per-channel scales and zero points, tensor tables).
+(per-channel scales and zero points, tensor tables) and on what it shares with
+a second file both sides hold (the packed file: its constants, scales, shapes).
 
 The stream is a sequence of operations; a count is an unsigned LEB128 varint
 (at most 5 bytes, < 2**32):
@@ -9,12 +10,15 @@ The stream is a sequence of operations; a count is an unsigned LEB128 varint
     0x00 n <n bytes>     literal: append the n bytes
     0x01 n d             copy: append n bytes, one at a time, from d bytes back
                          in the output (1 <= d <= output so far; d < n repeats)
+    0x02 n o             reference: append bytes o .. o + n of the source
+                         (o + n <= its size)
 
-`compress` is greedy (longest match among the last positions of each 4-byte
-key) and deterministic: the same input gives the same stream.
+`compress` takes the longest match among the last positions of each 4-byte key
+in the output so far and in the source's allowed ranges; it is deterministic:
+the same input gives the same stream.
 """
 
-LITERAL, COPY = 0, 1
+LITERAL, COPY, REFERENCE = 0, 1, 2
 MIN_MATCH = 6
 CANDIDATES = 16  # positions kept per 4-byte key
 MAX_COUNT = (1 << 32) - 1
@@ -36,20 +40,33 @@ def _varint(value):
             return out
 
 
-def _match_length(data, here, there, limit):
-    """How many bytes from `here` equal those from `there` (< here), at most `limit`."""
+def _match_length(a, here, b, there, limit):
+    """How many bytes of `a` from `here` equal those of `b` from `there`, at most `limit`."""
     n = 0
-    while n + 64 <= limit and data[here + n:here + n + 64] == data[there + n:there + n + 64]:
+    while n + 64 <= limit and a[here + n:here + n + 64] == b[there + n:there + n + 64]:
         n += 64
-    while n < limit and data[here + n] == data[there + n]:
+    while n < limit and a[here + n] == b[there + n]:
         n += 1
     return n
 
 
-def compress(data):
-    """The LZ stream of `data` (bytes)."""
-    data = bytes(data)
+def _index(source, ranges):
+    """{4-byte key: [(position, end of its range)]} of the source's allowed ranges."""
+    table = {}
+    for start, end in ranges:
+        for p in range(start, end - 3):
+            entries = table.setdefault(source[p:p + 4], [])
+            entries.append((p, end))
+            del entries[:-CANDIDATES]
+    return table
+
+
+def compress(data, source=b"", ranges=()):
+    """The LZ stream of `data` (bytes); references may point into `source`
+    within `ranges` ([(start, end)]), which the decoder also holds."""
+    data, source = bytes(data), bytes(source)
     out, literal, table, i = bytearray(), bytearray(), {}, 0
+    outside = _index(source, ranges)
 
     def flush():
         if literal:
@@ -58,16 +75,20 @@ def compress(data):
 
     while i < len(data):
         key = data[i:i + 4]
-        best, where = 0, 0
+        best, op, where = 0, COPY, 0
         for j in table.get(key, ()):
-            n = _match_length(data, i, j, len(data) - i)
+            n = _match_length(data, i, data, j, len(data) - i)
             if n > best:
-                best, where = n, j
+                best, op, where = n, COPY, i - j
+        for j, end in outside.get(key, ()):
+            n = _match_length(data, i, source, j, min(len(data) - i, end - j))
+            if n > best:
+                best, op, where = n, REFERENCE, j
         table.setdefault(key, []).append(i)
         del table[key][:-CANDIDATES]
         if best >= MIN_MATCH:
             flush()
-            out.extend(bytes([COPY]) + _varint(best) + _varint(i - where))
+            out.extend(bytes([op]) + _varint(best) + _varint(where))
             i += best
         else:
             literal.append(data[i])
@@ -91,8 +112,9 @@ def _read_varint(stream, pos):
     raise StreamError("a count of more than 32 bits")
 
 
-def decompress(stream, size):
-    """The `size` bytes `stream` encodes; StreamError unless it holds exactly them."""
+def decompress(stream, size, source=b""):
+    """The `size` bytes `stream` encodes with `source`; StreamError unless it
+    holds exactly them."""
     out, pos = bytearray(), 0
     while pos < len(stream):
         tag = stream[pos]
@@ -111,6 +133,12 @@ def decompress(stream, size):
             start = len(out) - d
             chunk = bytes(out[start:start + min(d, n)])
             out += (chunk * (n // len(chunk) + 1))[:n]
+        elif tag == REFERENCE:
+            offset, pos = _read_varint(stream, pos)
+            if offset + n > len(source):
+                raise StreamError(f"a reference to bytes {offset}..{offset + n} of a "
+                                  f"{len(source)}-byte source")
+            out += source[offset:offset + n]
         else:
             raise StreamError(f"unknown operation {tag}")
     if len(out) != size:

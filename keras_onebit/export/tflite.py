@@ -96,7 +96,7 @@ def binary_activations(model):
     return any(getattr(layer, "input_quantizer", None) is not None for layer in all_layers(model))
 
 
-def convert(model, format="float", representative_data=None):
+def convert(model, format="float", representative_data=None, expansion_record=True):
     """The .tflite bytes of `model` in `format` (micro: the uncompressed int8 model).
 
     Converted with TensorFlow's TFLite converter from a deploy clone with
@@ -109,6 +109,9 @@ def convert(model, format="float", representative_data=None):
             takes them; needed by "int8", "int4", "packed_int8" and "micro"
             (the first `REPRESENTATIVE_SAMPLES` are used; a network with
             binary activations needs none: its int8 scales are exact).
+        expansion_record: packed formats carry the record that expands them
+            into the plain file byte for byte (`expand`, examples/onebit_expand.c);
+            False saves its few kB where the file only runs as stored.
 
     Returns:
         The .tflite flatbuffer, as bytes.
@@ -123,7 +126,8 @@ def convert(model, format="float", representative_data=None):
         raise ExportError(f"Unknown format {format!r}: expected one of {', '.join(FORMATS)}.")
     require_tensorflow_backend("TFLite export")
     if format in bitpack.BASE:
-        return bitpack.pack_filters(convert(model, bitpack.BASE[format], representative_data))[0]
+        plain = convert(model, bitpack.BASE[format], representative_data)
+        return bitpack.pack_filters(plain, expansion_record=expansion_record)[0]
     if format in ("int8", "micro") and binary_activations(model):
         return sign_int8.quantize_sign_convs(convert(model, "float"))[0]
     mode = "int4" if format == "int4" else "float"
@@ -142,7 +146,7 @@ def convert(model, format="float", representative_data=None):
         raise ExportError(f"TFLite conversion to {format} failed: {e}") from e
 
 
-def export_tflite(model, path, format="float", representative_data=None):
+def export_tflite(model, path, format="float", representative_data=None, expansion_record=True):
     """Writes `model` as a .tflite file in `format` at `path` (atomically).
 
     Args:
@@ -152,6 +156,7 @@ def export_tflite(model, path, format="float", representative_data=None):
             the int8 model with TFLite Micro's 1-bit lookup tables.
         representative_data: real input images (N, H, W, C), raw as the model
             takes them, needed by int8, int4, packed_int8 and micro.
+        expansion_record: as `convert`.
 
     Returns:
         The path written, a `pathlib.Path`.
@@ -165,7 +170,7 @@ def export_tflite(model, path, format="float", representative_data=None):
 
         data = micro.compress(convert(model, "int8", representative_data))
     else:
-        data = convert(model, format, representative_data)
+        data = convert(model, format, representative_data, expansion_record)
     with atomic_write(path) as f:
         f.write(data)
     return pathlib.Path(path)
