@@ -2,11 +2,14 @@
 
     python tests/backend_probe.py OUT_DIR DATA_NPZ
 
-Writes OUT_DIR/probe.npz (quantizer values and gradients on hand-made
-tensors, forward kernels, fit losses, predictions) and OUT_DIR/model.keras
-(a one-bit WRN-8-1 trained a few steps on this backend).
+Writes OUT_DIR/probe.npz (quantizer, switchable layer and distillation loss
+values and gradients on hand-made tensors, summary totals, the default hub
+model's predictions, forward kernels, fit losses, predictions) and
+OUT_DIR/model.keras (a one-bit WRN-8-1 trained a few steps on this backend).
+DATA_NPZ is ../shared/data/mnist.npz (cifar10.npz is read beside it).
 """
 
+import pathlib
 import sys
 
 import keras
@@ -34,20 +37,66 @@ QUANTIZERS = {
 }
 
 
+def weights_of(shape):
+    """The cotangent g of an output of `shape` (G's values, repeated)."""
+    return np.resize(G.reshape(-1), shape).astype(np.float32)
+
+
 def value_and_grad(quantizer, x):
     """(q(x), d sum(q(x) * g) / dx) with this backend's autodiff."""
-    g = np.resize(G.reshape(-1), x.shape).astype(np.float32)
     if keras.backend.backend() == "jax":
         import jax
 
         y, vjp = jax.vjp(lambda v: quantizer(v), jax.numpy.asarray(x))
-        return np.asarray(y), np.asarray(vjp(jax.numpy.asarray(g))[0])
+        return np.asarray(y), np.asarray(vjp(jax.numpy.asarray(weights_of(y.shape)))[0])
     import torch
 
     v = torch.tensor(x, requires_grad=True)
     y = quantizer(v)
-    (y * torch.from_numpy(g)).sum().backward()
+    (y * torch.from_numpy(weights_of(tuple(y.shape)))).sum().backward()
     return y.detach().numpy(), v.grad.numpy()
+
+
+# Layers and losses as functions of one input, compared with TensorFlow to float
+# tolerance (their convolutions and reductions sum in another order per backend).
+IMAGE = np.random.default_rng(1).normal(size=(2, 6, 6, 3)).astype(np.float32)
+KERNEL = np.random.default_rng(2).normal(size=(3, 3, 3, 4)).astype(np.float32)
+PROBS = np.random.default_rng(3).dirichlet(np.ones(5), size=4).astype(np.float32)
+TARGETS = kob.training.with_teacher(np.array([0, 3, 1, 4]),
+                                    np.random.default_rng(4).dirichlet(np.ones(5), size=4))
+
+
+def switchable_conv(binary_on, **options):
+    """A switchable BinaryConv2D holding KERNEL, its one-bit weights on or off."""
+    layer = kob.BinaryConv2D(4, 3, switchable=True, **options)
+    layer.build(IMAGE.shape)
+    layer.kernel.assign(KERNEL)
+    layer.set_binary(binary_on)
+    return layer
+
+
+FUNCTIONS = {
+    "switchable_float": (switchable_conv(False), IMAGE),
+    "switchable_binary": (switchable_conv(True), IMAGE),
+    "switchable_binary_inputs": (switchable_conv(True, input_quantizer="approx_sign"), IMAGE),
+    "distillation": (lambda p: kob.training.DistillationLoss()(TARGETS, p), PROBS),
+    "cross_entropy": (lambda p: kob.training.DistillationLoss()(TARGETS[:, :1], p), PROBS),
+}
+
+
+def summary_totals():
+    """kob.summary's totals of a seeded one-bit WRN-8-1 (counts: the same everywhere)."""
+    model = kob.models.wrn(8, 1, input_shape=(28, 28, 1), binary=True)
+    totals = kob.summary(model, print_fn=None)
+    return {k: np.float64(v) for k, v in totals.items() if isinstance(v, int | float)}
+
+
+def hub_predictions(cifar10_path, count=16):
+    """The default hub model's probabilities on the first `count` exact CIFAR-10 test images."""
+    with np.load(cifar10_path, allow_pickle=False) as d:
+        index = np.flatnonzero(d["test_exact_mask"])[:count]
+        images = d["x_test"][index].astype("float32")
+    return kob.hub.load(kob.hub.default_model_id()).predict(images, verbose=0)
 
 
 POOL_INPUT = np.random.default_rng(0).normal(size=(2, 28, 28, 3)).astype(np.float32)
@@ -77,8 +126,10 @@ def stochastic_storage_outcome(images):
 def main(out_dir, data_path):
     assert keras.backend.backend() != "tensorflow", keras.backend.backend()
     results = {}
-    for name, (quantizer, x) in QUANTIZERS.items():
+    for name, (quantizer, x) in {**QUANTIZERS, **FUNCTIONS}.items():
         results[f"{name}/value"], results[f"{name}/grad"] = value_and_grad(quantizer, x)
+    results.update({f"summary/{k}": v for k, v in summary_totals().items()})
+    results["hub/predictions"] = hub_predictions(pathlib.Path(data_path).with_name("cifar10.npz"))
     with np.load(data_path, allow_pickle=False) as d:
         x, y = d["x_train"][:2000, ..., None].astype("float32"), d["y_train"][:2000]
         x_test = d["x_test"][:64, ..., None].astype("float32")
