@@ -35,14 +35,14 @@ charts: $(STAMP)
 # The peers (larq, larq-compute-engine, TensorFlow 2.13) live in their own environment,
 # never in .venv; a failed install is logged and bench/peers.py reports its error.
 PEER_PYTHON ?= python3.11
-PEERS_VENV := bench/peers/.venv
+PEERS_VENV := bench/peers_env/.venv
 
-$(PEERS_VENV)/.installed: bench/peers/requirements.txt
+$(PEERS_VENV)/.installed: bench/peers_env/requirements.txt
 	rm -rf $(PEERS_VENV)
 	( $(PEER_PYTHON) -m venv $(PEERS_VENV) && \
-	  $(PEERS_VENV)/bin/python -m pip install -r bench/peers/requirements.txt && \
-	  touch $@ ) > bench/peers/install.log 2>&1 || \
-	  echo "the peers did not install: see bench/peers/install.log"
+	  $(PEERS_VENV)/bin/python -m pip install -r bench/peers_env/requirements.txt && \
+	  touch $@ ) > bench/peers_env/install.log 2>&1 || \
+	  echo "the peers did not install: see bench/peers_env/install.log"
 
 bench-peers: $(STAMP) $(PEERS_VENV)/.installed
 	$(BIN)/python bench/peers.py

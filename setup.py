@@ -1,6 +1,6 @@
 """Builds the wheel with the hub: the project's pretrained/ (manifest, and per
 model config.json, weights.onebit, MODEL_CARD.md, curves) is copied into the
-package as keras_onebit/_pretrained/, which keras_onebit.hub.registry finds
+package as keras_onebit/_pretrained/, which keras_onebit.hub.folders finds
 first. Everything else is in pyproject.toml."""
 
 import pathlib

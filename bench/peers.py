@@ -1,13 +1,13 @@
 """Peers side by side: keras_onebit vs larq + larq-compute-engine (LCE) on the
 same one-bit WRN-16-4, with the same weights.
 
-    make bench-peers    (creates bench/peers/.venv from bench/peers/requirements.txt,
+    make bench-peers    (creates bench/peers_env/.venv from bench/peers_env/requirements.txt,
                          then runs this file)
     python bench/peers.py [--rounds 8] [--conditions "..."] [--render]
 
 The peers (larq 0.13.3, larq-compute-engine 0.13.0, tensorflow-cpu 2.13.1,
 Keras 2) cannot share a process with Keras 3, so they run in their own
-environment, in `bench/peers/larq_worker.py`, driven from here over a pipe.
+environment, in `bench/peers_env/larq_worker.py`, driven from here over a pipe.
 Two variants of the network: "weights" (one-bit weights alpha * sign(W), real
 activations: the paper's net) and "binary" (also binary activations: larq's
 `ste_sign` input quantizer on every block conv). For each: our Keras model
@@ -50,7 +50,7 @@ from keras_onebit.export.fallback import calibrate_batchnorm  # noqa: E402
 from keras_onebit.layers import is_binary  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
-PEERS = HERE / "peers"
+PEERS = HERE / "peers_env"
 
 flags.DEFINE_string("peer_python", str(PEERS / ".venv" / "bin" / "python"),
                     "Python of the peers' environment (made by make bench-peers).")
@@ -91,7 +91,7 @@ class PeerError(RuntimeError):
 
 
 class Peer:
-    """The larq worker process (bench/peers/larq_worker.py): one JSON command
+    """The larq worker process (bench/peers_env/larq_worker.py): one JSON command
     per line in, one JSON answer per line out."""
 
     def __init__(self, python):
@@ -121,7 +121,7 @@ class Peer:
 
 
 def install_error():
-    """The end of bench/peers/install.log when the peers did not install."""
+    """The end of bench/peers_env/install.log when the peers did not install."""
     if (PEERS / ".venv" / ".installed").exists():
         return None
     if not INSTALL_LOG.exists():

@@ -133,7 +133,8 @@ def intro(result):
         "constant-scale sign kernel quantizer, alpha * sign(W) with alpha = sqrt(2 / fan_in) "
         "and the identity gradient), our seeded weights (BN statistics from 500 CIFAR-10 "
         "images) copied layer by layer into larq. The peers run in their own environment "
-        f"(`bench/peers/.venv`: {pinned}), driven over a pipe (`bench/peers/larq_worker.py`). "
+        f"(`bench/peers_env/.venv`: {pinned}), driven over a pipe "
+        "(`bench/peers_env/larq_worker.py`). "
         "Also the trained fully binary `bireal_20_2-cifar10-1bit` (`--bireal`), rebuilt in larq "
         "with `ste_sign` on inputs and kernels: its +-1 kernels copied, each conv's per-channel "
         "scale folded into the BN after it. LCE files are run by LCE's interpreter in every "
@@ -196,7 +197,7 @@ def markdown(heading, result):
     if result.get("install_error"):
         return "\n".join(lines + [
             f"Run {result['date']}, `make bench-peers`: the peers did not install into "
-            "`bench/peers/.venv`; the end of `bench/peers/install.log`:", "", "```",
+            "`bench/peers_env/.venv`; the end of `bench/peers_env/install.log`:", "", "```",
             result["install_error"], "```", "", ""])
     lines += intro(result)
     lines += ["Outputs, larq model vs ours (same weights):", ""] + agreement_table(result)

@@ -27,7 +27,7 @@ from absl import app, flags  # noqa: E402
 from common import alternate, median, save  # noqa: E402
 
 import keras_onebit as kob  # noqa: E402
-from keras_onebit.storage import StochasticBinaryStorage  # noqa: E402
+from keras_onebit.activation_storage import StochasticBinaryStorage  # noqa: E402
 
 flags.DEFINE_string("model", "wrn_20_1", "Registered model name.")
 flags.DEFINE_integer("batch", 125, "Batch size.")

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_onebit import quantizers, storage, walk
+from keras_onebit import activation_storage, layer_walk, quantizers
 from keras_onebit.errors import ConfigError
 
 ONEBIT_ARGS = ("binary", "scale", "gradient", "kernel_quantizer", "input_quantizer",
@@ -57,9 +57,9 @@ class OneBitKernelMixin:
         self.scale = getattr(self.kernel_quantizer, "scale", scale)
         self.gradient = getattr(self.kernel_quantizer, "gradient", gradient)
         self.input_quantizer = quantizers.get(input_quantizer)
-        self.input_storage = storage.get(input_storage)
+        self.input_storage = activation_storage.get(input_storage)
         if self.input_storage is not None:  # refused here, in one line, not inside call()
-            storage.check_backend("Stochastic one-bit input storage")
+            activation_storage.check_backend("Stochastic one-bit input storage")
         # The random state of stochastic storage belongs to the layer (a tracked
         # SeedGenerator: seeded draws inside a compiled JAX step; not a weight).
         self.storage_seed = (None if self.input_storage is None
@@ -309,7 +309,7 @@ class ShiftedReLU(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         if training:
-            return storage.relu_keeping_a_bit_mask(inputs, floor=-1.0)
+            return activation_storage.relu_keeping_a_bit_mask(inputs, floor=-1.0)
         return ops.maximum(inputs, -1.0)
 
 
@@ -341,5 +341,5 @@ def binary_kernels(model, switched_off_too=False):
     Returns:
         A dict from `id(layer.kernel)` to the layer.
     """
-    return {id(layer.kernel): layer for layer in walk.all_layers(model)
+    return {id(layer.kernel): layer for layer in layer_walk.all_layers(model)
             if is_binary(layer) or (switched_off_too and getattr(layer, "switchable", False))}

@@ -1,6 +1,6 @@
 """Memory and operations per precision (like larq's `models.summary`).
 
-For each layer, nested models and layers included (`keras_onebit.walk`):
+For each layer, nested models and layers included (`keras_onebit.layer_walk`):
 the weights stored at one bit, the parameters kept as float32, the bytes the
 layer takes when deployed with one bit per binary weight, and its
 multiply-accumulates (MACs) for the model's input shape, by precision. The
@@ -48,8 +48,8 @@ import math
 
 import keras
 
+from keras_onebit.layer_walk import named_layers, weight_owners
 from keras_onebit.layers import is_binary
-from keras_onebit.walk import named_layers, weight_owners
 
 MB = 1e6
 REAL_BITS = 32

@@ -16,8 +16,8 @@ import keras
 import numpy as np
 
 import keras_onebit as kob
+from keras_onebit.activation_storage import relu_keeping_a_bit_mask
 from keras_onebit.quantizers import ApproxSign, SignWeight, SteSign
-from keras_onebit.storage import relu_keeping_a_bit_mask
 from keras_onebit.training import WarmRestartCosine, ZeroMomentumAtRestart, train_dataset
 
 W = np.array([[-1.5, -1.0, -0.3], [0.0, 0.4, 2.0]], dtype=np.float32)

@@ -17,8 +17,8 @@ import keras
 import numpy as np
 
 import keras_onebit as kob
+from keras_onebit.activation_storage import BitMaskReLU, StochasticBinaryStorage
 from keras_onebit.layers import ShiftedReLU
-from keras_onebit.storage import BitMaskReLU, StochasticBinaryStorage
 
 X = np.array([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0], np.float32)  # ties at 0 and -1
 DY = np.arange(1, 8, dtype=np.float32)

@@ -4,8 +4,11 @@ to a module listed before the importer's, so lower parts never import higher
 ones and there is no import circle (issue 29)."""
 
 import ast
+import os
 import pathlib
 import re
+import subprocess
+import sys
 
 import keras_onebit
 
@@ -55,3 +58,40 @@ def test_no_module_imports_a_higher_one():
             if name in rank and rank[name] > rank[top]:
                 upward.append(f"{path.relative_to(ROOT)} imports {name}")
     assert upward == []
+
+
+RENAMED = [
+    ("keras_onebit.storage", "keras_onebit.activation_storage", "StochasticBinaryStorage"),
+    ("keras_onebit.walk", "keras_onebit.layer_walk", "iter_layers"),
+    ("keras_onebit.latent", "keras_onebit.latent_kernels", "restore_kernel"),
+    ("keras_onebit.hub.registry", "keras_onebit.hub.folders", "default_model_id"),
+]
+PROBE_RENAMED = """
+import importlib, sys, warnings
+for old, new, name in {renamed!r}:
+    renamed = importlib.import_module(new)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module = importlib.import_module(old)
+    print([str(w.message) for w in caught if w.category is DeprecationWarning],
+          getattr(module, name) is getattr(renamed, name))
+"""
+
+
+def test_renamed_modules_keep_their_old_import_paths_with_a_warning():
+    """Old import paths give the same objects and a DeprecationWarning naming the new one
+    (in a fresh process: a module warns once, when first imported)."""
+    result = subprocess.run([sys.executable, "-c", PROBE_RENAMED.format(renamed=RENAMED)],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    want = [f"{[f'{old} is deprecated: import {new}']} True" for old, new, _ in RENAMED]
+    assert result.stdout.splitlines() == want, result.stderr[-2000:]
+
+
+def test_the_package_gives_its_old_module_names_too():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        assert keras_onebit.storage.BitMaskReLU is keras_onebit.activation_storage.BitMaskReLU
+    assert "activation_storage" in keras_onebit.__all__ and "storage" in keras_onebit.__all__

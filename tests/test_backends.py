@@ -117,11 +117,21 @@ def test_model_trained_there_loads_on_tensorflow_and_exports(backend_run, mnist,
     np.testing.assert_allclose(export.load_packed(archive).predict(images, verbose=0),
                                keras_out, atol=1e-6)
     calibration = mnist["x_train"][:200, ..., None].astype("float32")
-    packed = report.litert_outputs(export.convert(model, "packed"), images)
-    np.testing.assert_allclose(packed, keras_out, atol=1e-5)
-    int8 = report.litert_outputs(export.convert(model, "int8", calibration), images)
-    agree = np.mean(np.argmax(int8, -1) == np.argmax(keras_out, -1))
-    assert agree >= 0.95, agree
+    files = {fmt: export.convert(model, fmt, calibration) for fmt in export.FORMATS
+             if fmt != "micro"}  # micro: int8 compressed below
+    for fmt in ("float", "packed"):
+        np.testing.assert_allclose(report.litert_outputs(files[fmt], images), keras_out,
+                                   atol=1e-5)
+    builtin = {fmt: report.litert_outputs(files[fmt], images, xnnpack=False)
+               for fmt in ("int8", "packed_int8", "int4")}
+    np.testing.assert_array_equal(builtin["packed_int8"], builtin["int8"])
+    for fmt in ("int8", "int4"):
+        agree = np.mean(np.argmax(builtin[fmt], -1) == np.argmax(keras_out, -1))
+        assert agree >= 0.9, (fmt, agree)  # measured: 0.95-1.0
+    from keras_onebit.export import micro
+
+    tflm = micro.run(micro.compress(files["int8"]), images[:2], 1 << 20)
+    np.testing.assert_array_equal(tflm, micro.run(files["int8"], images[:2], 1 << 20))
 
 
 def test_stochastic_storage_runs_on_jax_and_is_refused_on_torch_in_one_line(backend_run):

@@ -36,12 +36,12 @@ LISTED = {
                                 "serialize"),
     "keras_onebit.layers": ("BinaryConv2D", "BinaryDense", "ZeroChannels", "ShiftedReLU",
                             "is_binary"),
-    "keras_onebit.storage": ("StochasticBinaryStorage", "BitMaskReLU", "get", "pack_bits",
-                             "unpack_bits"),
+    "keras_onebit.activation_storage": ("StochasticBinaryStorage", "BitMaskReLU", "get",
+                                        "pack_bits", "unpack_bits"),
 }
-DEFINING_MODULES = ("keras_onebit.walk", "keras_onebit.summary", "keras_onebit.activations",
-                    "keras_onebit.constraints", "keras_onebit.latent", "keras_onebit.errors",
-                    "keras_onebit.data")
+DEFINING_MODULES = ("keras_onebit.layer_walk", "keras_onebit.summary",
+                    "keras_onebit.activations", "keras_onebit.constraints",
+                    "keras_onebit.latent_kernels", "keras_onebit.errors", "keras_onebit.data")
 
 
 def _defined_names(module):
@@ -134,9 +134,10 @@ def test_public_api_is_found():
 
     found = {id(obj) for obj in public_api().values()}
     for obj in (kob.models.wrn, kob.hub.load, kob.hub.list_ids, kob.data.load_dataset,
-                kob.quantizers.SignWeight, kob.quantizers.sign, kob.storage.pack_bits,
+                kob.quantizers.SignWeight, kob.quantizers.sign, kob.activation_storage.pack_bits,
                 kob.layers.is_binary, kob.summary, kob.training.train_dataset,
-                kob.export.save_packed, importlib.import_module("keras_onebit.walk").iter_layers):
+                kob.export.save_packed,
+                importlib.import_module("keras_onebit.layer_walk").iter_layers):
         assert id(obj) in found, obj
 
 

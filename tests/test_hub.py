@@ -12,7 +12,7 @@ from hub_helpers import keras_layout_dict, matlab_layout_dict, randomize_bn, sav
 import keras_onebit as kob
 from keras_onebit import data as datasets
 from keras_onebit import hub
-from keras_onebit.hub import registry
+from keras_onebit.hub import folders as registry
 from tests.conftest import ROOT
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import keras_onebit as kob
 from keras_onebit import hub
-from keras_onebit.hub import registry
+from keras_onebit.hub import folders as registry
 from tests.conftest import slow
 
 FILES = {

@@ -19,7 +19,8 @@ import pytest
 
 from keras_onebit import hub
 from keras_onebit.errors import Error
-from keras_onebit.hub import download, loading, registry
+from keras_onebit.hub import download, loading
+from keras_onebit.hub import folders as registry
 from keras_onebit.hub.errors import (
     ChecksumError,
     DownloadError,

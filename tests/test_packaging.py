@@ -77,7 +77,7 @@ def test_wheel_does_not_force_a_tensorflow_flavour(wheel):
 def test_installed_wheel_lists_and_loads_hub_models(fresh_env, tmp_path):
     out = run(fresh_env, """
 import json, numpy as np, keras_onebit as kob
-from keras_onebit.hub import registry
+from keras_onebit.hub import folders as registry
 assert "site-packages" in kob.__file__, kob.__file__
 ids = kob.hub.list()
 model = kob.hub.load("wrn_20_1-mnist-1bit")

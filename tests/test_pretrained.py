@@ -9,7 +9,7 @@ import pytest
 
 from keras_onebit import data as datasets
 from keras_onebit import hub
-from keras_onebit.hub import registry
+from keras_onebit.hub import folders as registry
 from keras_onebit.training.loop import evaluate
 
 SHIPPED = sorted(p.parent.name for p in registry.PRETRAINED.glob("*/config.json"))

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from keras_onebit import BinaryConv2D, BinaryDense, models
-from keras_onebit.storage import StochasticBinaryStorage, pack_bits, unpack_bits
+from keras_onebit.activation_storage import StochasticBinaryStorage, pack_bits, unpack_bits
 from tests.conftest import run_on_jax
 
 
@@ -117,8 +117,8 @@ def test_wrn_trains_with_stochastic_storage(mnist):
 
 
 def test_bit_mask_relu_gradient_is_exact_and_deploys_as_relu():
+    from keras_onebit.activation_storage import BitMaskReLU
     from keras_onebit.export import deploy
-    from keras_onebit.storage import BitMaskReLU
 
     x = tf.constant(np.random.default_rng(3).normal(size=(4, 5, 5, 3)).astype(np.float32))
     x = tf.tensor_scatter_nd_update(x, [[0, 0, 0, 0]], [0.0])  # relu'(0) = 0 as in TF
@@ -238,8 +238,8 @@ def jax_probe(tmp_path_factory, shared):
 
 
 def test_jax_bit_mask_relus_equal_tensorflow(jax_probe):
+    from keras_onebit.activation_storage import BitMaskReLU
     from keras_onebit.layers import ShiftedReLU
-    from keras_onebit.storage import BitMaskReLU
 
     sys.path.insert(0, str(PROBE.parent))
     import storage_backend_probe as probe
@@ -274,7 +274,7 @@ def test_jax_fit_with_stochastic_storage(jax_probe, variant):
 def test_train_run_builds_the_no_bn_wrn_with_stochastic_storage():
     import json
 
-    from keras_onebit import storage
+    from keras_onebit import activation_storage as storage
     from keras_onebit.training.loop import RunConfig
 
     kwargs = RunConfig(batch_norm=False, input_storage="stochastic_1bit",

@@ -1,5 +1,5 @@
 """summary(): memory and MACs per precision, nested models, the papers' units
-(issue 13 §2, issue 16 §2), and the public layer walk of keras_onebit.walk."""
+(issue 13 §2, issue 16 §2), and the public layer walk of keras_onebit.layer_walk."""
 
 import math
 
@@ -7,8 +7,8 @@ import keras
 import pytest
 
 import keras_onebit as kob
+from keras_onebit.layer_walk import iter_layers, named_layers, sublayers, weight_owners
 from keras_onebit.summary import summary
-from keras_onebit.walk import iter_layers, named_layers, sublayers, weight_owners
 
 TOTALS = ("binary_weights", "float_parameters", "binary_weight_bytes", "onebit_bytes",
           "float32_bytes", "real_params", "memory_mbit", "binary_macs", "binary_weight_macs",

@@ -22,7 +22,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "API.md"
 MODULES = ("keras_onebit", "keras_onebit.models", "keras_onebit.hub", "keras_onebit.export",
            "keras_onebit.training", "keras_onebit.quantizers", "keras_onebit.layers",
-           "keras_onebit.data", "keras_onebit.storage")
+           "keras_onebit.data", "keras_onebit.activation_storage")
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 

@@ -148,7 +148,7 @@ def main(argv):
     print(f"{FLAGS.model} on {FLAGS.dataset}:")
     print(format_report(result))
     if FLAGS.json:
-        from keras_onebit.hub.registry import write_json_atomic
+        from keras_onebit.hub.folders import write_json_atomic
 
         write_json_atomic(FLAGS.json, result)
     return 0

@@ -72,7 +72,8 @@ flags.DEFINE_bool("batch_norm", True, "False: the WRN variant without batch norm
                   "ReLU max(x, -1); McDonnell et al., ACIRS 2019).")
 flags.DEFINE_enum("input_storage", "none", ["none", "stochastic_1bit"],
                   "What each conv keeps of its input for the backward pass: all of it, or one "
-                  "random bit per element (McDonnell et al., NICE 2017; keras_onebit.storage).")
+                  "random bit per element (McDonnell et al., NICE 2017; "
+                  "keras_onebit.activation_storage).")
 flags.DEFINE_string("storage_scale", "max", "Scale s of --input_storage stochastic_1bit: max, "
                     "p<percentile> (e.g. p99) or a positive float.")
 flags.DEFINE_string("teacher", None, "Knowledge distillation: a .npy of teacher probabilities, "

@@ -19,9 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_onebit.export.errors import ExportError
+from keras_onebit.layer_walk import all_layers
 from keras_onebit.layers import BINARY_LAYERS, ONEBIT_ARGS, is_binary
 from keras_onebit.quantizers import ApproxSign, SteSign, sign
-from keras_onebit.walk import all_layers
 
 MODES = ("float", "int4")
 

@@ -7,7 +7,7 @@ builds it and calls this.
 import keras
 import numpy as np
 
-from keras_onebit.walk import iter_layers
+from keras_onebit.layer_walk import iter_layers
 
 
 def calibrate_batchnorm(model, images, batch_size=250):

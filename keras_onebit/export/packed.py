@@ -29,7 +29,7 @@ import zipfile
 import keras
 import numpy as np
 
-from keras_onebit import walk
+from keras_onebit import layer_walk
 from keras_onebit.export.errors import ExportError
 from keras_onebit.export.files import atomic_write, check_writable
 from keras_onebit.export.packed_format import (  # noqa: F401  (public names of the format, here too)
@@ -44,8 +44,8 @@ from keras_onebit.export.packed_format import (  # noqa: F401  (public names of 
 )
 from keras_onebit.export.packed_loader import load_packed  # noqa: F401
 from keras_onebit.export.packed_reader import read_manifest, read_packed  # noqa: F401
+from keras_onebit.layer_walk import all_layers
 from keras_onebit.layers import binary_kernels
-from keras_onebit.walk import all_layers
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 ZIP_ENTRY_OVERHEAD = 30 + 46 + 2 * len("manifest.json")  # per entry: local + central headers
@@ -95,7 +95,7 @@ def pack_model(model, metadata=None):
     if not model.built:
         raise ExportError(f"Model {model.name!r} is not built: build it before packing.")
     kernels = binary_kernels(model)
-    owners = walk.weight_owners(model)
+    owners = layer_walk.weight_owners(model)
     bits, floats, tensors = [], [], []
     nbits = nfloats = 0
     for index, w in enumerate(model.weights):

@@ -12,12 +12,12 @@ import math
 import keras
 import numpy as np
 
-from keras_onebit import compat, walk
+from keras_onebit import compat, layer_walk
 from keras_onebit.errors import one_line
 from keras_onebit.export.errors import ExportError
 from keras_onebit.export.packed_format import scale_mode_of, stored_signs
 from keras_onebit.export.packed_reader import _tensor_where, read_packed
-from keras_onebit.latent import restore_kernel
+from keras_onebit.latent_kernels import restore_kernel
 from keras_onebit.layers import binary_kernels
 
 EXTRA_VARIABLE_ELEMENTS = 1 << 16  # variables a model holds beyond its weights (seed states)
@@ -77,7 +77,7 @@ def _check_structure(path, model, tensors):
             f"{path}: the archive has {len(tensors)} tensors but the architecture has "
             f"{len(weights)} variables."
         )
-    owners = walk.weight_owners(model)
+    owners = layer_walk.weight_owners(model)
     for index, (entry, w) in enumerate(zip(tensors, weights, strict=True)):
         shape = tuple(entry["shape"])
         layer = entry["layer"]

@@ -28,7 +28,7 @@ from keras_onebit.export import bitpack, sign_int8
 from keras_onebit.export.deploy import deploy_clone
 from keras_onebit.export.errors import ExportError
 from keras_onebit.export.files import atomic_write, check_writable
-from keras_onebit.walk import all_layers
+from keras_onebit.layer_walk import all_layers
 
 FORMATS = ("float", "int8", "int4", "packed", "packed_int8", "micro")
 QUANTIZED = ("int8", "int4", "packed_int8", "micro")

@@ -32,9 +32,9 @@ from keras_onebit.hub.errors import (
     TruncatedFileError,
     UnknownModelError,
 )
+from keras_onebit.hub.folders import default_model_id, search_dirs
 from keras_onebit.hub.loading import list_entries, list_ids, load, resolve
 from keras_onebit.hub.mcdonnell import import_mcdonnell
-from keras_onebit.hub.registry import default_model_id, search_dirs
 from keras_onebit.hub.transfer import copy_weights, load_weights_into
 
 list = list_ids  # noqa: A001 - hub.list(), as timm.list_models(); nothing here calls the built-in

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from keras_onebit.hub import registry
+from keras_onebit.hub import folders
 from keras_onebit.hub.checksum import verify_file
 from keras_onebit.hub.errors import ChecksumError, DownloadError, HubError, ModelNotAvailableError
 
@@ -67,14 +67,14 @@ def _reason(error):
     """One line saying why a download failed."""
     if isinstance(error, urllib.error.HTTPError):
         error.close()
-        return registry.one_line(f"HTTP error {error.code}: {error.reason}")
+        return folders.one_line(f"HTTP error {error.code}: {error.reason}")
     if isinstance(error, urllib.error.URLError):
         if not isinstance(error.reason, OSError):
-            return registry.one_line(error.reason)
+            return folders.one_line(error.reason)
         error = error.reason
     if isinstance(error, TimeoutError):
         return f"no answer within {download_timeout():g} s (${TIMEOUT_ENV})"
-    return registry.one_line(f"{type(error).__name__}: {error}")
+    return folders.one_line(f"{type(error).__name__}: {error}")
 
 
 def _download(url, dest, sha256, size=None, offline=""):
@@ -120,7 +120,7 @@ def _download(url, dest, sha256, size=None, offline=""):
         if actual != sha256.lower() or (size is not None and count != size):
             raise ChecksumError(
                 f"{url}: the download ({count} bytes, sha256 {actual}) is not the file the "
-                f"manifest {registry.manifest_path()} names ({size if size is not None else '?'}"
+                f"manifest {folders.manifest_path()} names ({size if size is not None else '?'}"
                 f" bytes, sha256 {sha256.lower()}); not kept. {offline}".strip())
         os.replace(tmp, dest)
         tmp = None
@@ -144,7 +144,7 @@ def _download_name(entry):
     """The file name under `downloads/`: the URL's last path segment if it is a
     plain name, else `<id>.download`."""
     name = pathlib.PurePosixPath(urllib.parse.urlparse(entry["url"]).path).name
-    return name if registry.is_plain_name(name) else f"{entry['id']}.download"
+    return name if folders.is_plain_name(name) else f"{entry['id']}.download"
 
 
 def download_entry(entry):
@@ -161,11 +161,11 @@ def download_entry(entry):
         FieldError: a bad entry field (e.g. an id with a separator).
         DownloadError, ChecksumError: see `_download`.
     """
-    registry.check_manifest_entry(entry, registry.manifest_path())
+    folders.check_manifest_entry(entry, folders.manifest_path())
     if not entry.get("url"):
         raise ModelNotAvailableError(f"Hub model {entry['id']!r} has no download URL.")
     model_id = entry["id"]
-    cache = registry.cache_dir()
+    cache = folders.cache_dir()
     raw = _download(entry["url"], cache / "downloads" / _download_name(entry), entry["sha256"],
                     entry.get("bytes"), offline=_offline_hint(entry))
     if entry.get("source_format") in MAT_FORMATS:
@@ -176,11 +176,11 @@ def download_entry(entry):
     # A packed weights file: build the entry folder around it.
     folder = cache / model_id
     folder.mkdir(parents=True, exist_ok=True)
-    os.replace(raw, folder / registry.WEIGHTS_NAME)
-    config = {"format": registry.ENTRY_FORMAT, "version": 1, "id": model_id,
+    os.replace(raw, folder / folders.WEIGHTS_NAME)
+    config = {"format": folders.ENTRY_FORMAT, "version": 1, "id": model_id,
               "factory": entry.get("factory"), "factory_kwargs": entry.get("factory_kwargs") or {},
               "dataset": entry.get("dataset"), "binary": entry.get("binary"),
-              "weights": registry.WEIGHTS_NAME, "weights_sha256": entry["sha256"],
+              "weights": folders.WEIGHTS_NAME, "weights_sha256": entry["sha256"],
               "weights_bytes": entry.get("bytes"), "source": {"url": entry["url"]}}
-    registry.write_json_atomic(folder / registry.CONFIG_NAME, config)
+    folders.write_json_atomic(folder / folders.CONFIG_NAME, config)
     return folder

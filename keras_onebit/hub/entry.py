@@ -6,8 +6,8 @@ import os
 import pathlib
 import shutil
 
-from keras_onebit import walk
-from keras_onebit.hub import registry
+from keras_onebit import layer_walk
+from keras_onebit.hub import folders
 from keras_onebit.hub.checksum import sha256_file
 from keras_onebit.hub.errors import HubError
 
@@ -17,16 +17,16 @@ PREPROCESSING = "raw pixels 0..255 as float32, NHWC; no mean/std: the model's in
 # The config.json fields the hub uses: (field, required, test, what the value must be).
 # An optional field may be null.
 CONFIG_FIELDS = (
-    ("id", True, registry.is_valid_id, registry.ID_RULE),
+    ("id", True, folders.is_valid_id, folders.ID_RULE),
     ("factory", True, lambda v: v is None or isinstance(v, str), "a string or null"),
-    ("weights", True, registry.is_plain_name, registry.NAME_RULE),
-    ("weights_sha256", True, registry.is_sha256, "64 hexadecimal digits"),
-    ("weights_bytes", False, registry.is_count, "a non-negative integer"),
-    ("factory_kwargs", False, registry.is_dict, "an object"),
-    ("binary", False, registry.is_bool, "true or false"),
-    ("dataset", False, registry.is_str, "a string"),
-    ("source", False, registry.is_dict, "an object"),
-    ("notes", False, registry.is_str, "a string"),
+    ("weights", True, folders.is_plain_name, folders.NAME_RULE),
+    ("weights_sha256", True, folders.is_sha256, "64 hexadecimal digits"),
+    ("weights_bytes", False, folders.is_count, "a non-negative integer"),
+    ("factory_kwargs", False, folders.is_dict, "an object"),
+    ("binary", False, folders.is_bool, "true or false"),
+    ("dataset", False, folders.is_str, "a string"),
+    ("source", False, folders.is_dict, "an object"),
+    ("notes", False, folders.is_str, "a string"),
 )
 PRECISIONS = ("-1bit", "-float")
 CURVES_NAME = "curves.png"
@@ -35,7 +35,7 @@ CURVES_NAME = "curves.png"
 def model_is_binary(model):
     from keras_onebit.layers import is_binary
 
-    return any(is_binary(layer) for layer in walk.iter_layers(model))
+    return any(is_binary(layer) for layer in layer_walk.iter_layers(model))
 
 
 def _entry_paths(out_dir, model_id):
@@ -48,7 +48,7 @@ def _entry_paths(out_dir, model_id):
 
 def _is_project_pretrained(root):
     try:
-        return pathlib.Path(root).resolve() == registry.pretrained_dir().resolve()
+        return pathlib.Path(root).resolve() == folders.pretrained_dir().resolve()
     except OSError:
         return False
 
@@ -105,7 +105,7 @@ def save_entry(
     """
     from keras_onebit.export import save_packed
 
-    registry.check_id(model_id)  # before any path is built from it
+    folders.check_id(model_id)  # before any path is built from it
     extra_files = _check_extra_files(extra_files)
     root, folder = _entry_paths(out_dir, model_id)
     root.mkdir(parents=True, exist_ok=True)
@@ -117,13 +117,13 @@ def save_entry(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        weights = tmp / registry.WEIGHTS_NAME
+        weights = tmp / folders.WEIGHTS_NAME
         save_packed(model, weights, metadata={"hub_id": model_id, "factory": factory,
                                               "factory_kwargs": factory_kwargs,
                                               "dataset": dataset})
         sha, size = sha256_file(weights), weights.stat().st_size
         config = {
-            "format": registry.ENTRY_FORMAT,
+            "format": folders.ENTRY_FORMAT,
             "version": 1,
             "id": model_id,
             "factory": factory,
@@ -133,7 +133,7 @@ def save_entry(
             "dataset": dataset,
             "binary": binary,
             "preprocessing": PREPROCESSING,
-            "weights": registry.WEIGHTS_NAME,
+            "weights": folders.WEIGHTS_NAME,
             "weights_sha256": sha,
             "weights_bytes": size,
             "metrics": metrics or {},
@@ -143,12 +143,12 @@ def save_entry(
             "notes": notes.strip() or None,
             "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        registry.check_fields(config, CONFIG_FIELDS, f"hub entry {model_id!r}")
-        registry.write_json_atomic(tmp / registry.CONFIG_NAME, config)
+        folders.check_fields(config, CONFIG_FIELDS, f"hub entry {model_id!r}")
+        folders.write_json_atomic(tmp / folders.CONFIG_NAME, config)
         for path in extra_files:
             shutil.copyfile(path, tmp / path.name)
         twin = _twin_config(root, model_id)
-        registry.write_text_atomic(tmp / registry.CARD_NAME,
+        folders.write_text_atomic(tmp / folders.CARD_NAME,
                                    model_card(config, notes, twin, _has_curves(tmp)))
         twin_card = None
         if twin is not None:  # its card compares with this entry now: written after the
@@ -160,7 +160,7 @@ def save_entry(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if twin_card is not None:
-        registry.write_text_atomic(twin_folder / registry.CARD_NAME, twin_card)
+        folders.write_text_atomic(twin_folder / folders.CARD_NAME, twin_card)
     if _is_project_pretrained(root):
         _record_in_manifest(config, root, default)
     return folder
@@ -168,7 +168,7 @@ def save_entry(
 
 def _check_extra_files(paths):
     paths = [pathlib.Path(p) for p in paths]
-    reserved = {registry.WEIGHTS_NAME, registry.CONFIG_NAME, registry.CARD_NAME}
+    reserved = {folders.WEIGHTS_NAME, folders.CONFIG_NAME, folders.CARD_NAME}
     for path in paths:
         if path.name in reserved:
             raise HubError(f"Extra file {path} would replace the entry's own {path.name}.")
@@ -194,7 +194,7 @@ def _swap_in(tmp, folder):
 
 
 def _record_in_manifest(config, root, default):
-    old = registry.manifest_entries(root).get(config["id"], {})
+    old = folders.manifest_entries(root).get(config["id"], {})
     entry = {
         "id": config["id"],
         "factory": config["factory"],
@@ -211,7 +211,7 @@ def _record_in_manifest(config, root, default):
         default = bool(old.get("default"))
     if default:
         entry["default"] = True
-    registry.update_manifest(entry, root)
+    folders.update_manifest(entry, root)
 
 
 def read_config(folder):
@@ -230,11 +230,11 @@ def read_config(folder):
             outside the folder.
         FieldError: naming the file and the first missing or bad field.
     """
-    path = entry_file(folder, registry.CONFIG_NAME)
-    config = registry.read_json(path, "hub entry config")
+    path = entry_file(folder, folders.CONFIG_NAME)
+    config = folders.read_json(path, "hub entry config")
     if not isinstance(config, dict):
         raise HubError(f"{path}: not a hub entry config (expected a JSON object).")
-    return registry.check_fields(config, CONFIG_FIELDS, str(path))
+    return folders.check_fields(config, CONFIG_FIELDS, str(path))
 
 
 def entry_file(folder, name, field=None):
@@ -255,15 +255,15 @@ def entry_file(folder, name, field=None):
             the folder (an absolute path, `..`, a symlink out).
     """
     folder = pathlib.Path(folder)
-    what = f"field {field!r} names {registry.show(name)}, which" if field else f"{name!r}"
-    if not registry.is_plain_name(name):
-        raise HubError(f"{folder}: field {field!r} must be {registry.NAME_RULE}, got "
-                       f"{registry.show(name)}.")
+    what = f"field {field!r} names {folders.show(name)}, which" if field else f"{name!r}"
+    if not folders.is_plain_name(name):
+        raise HubError(f"{folder}: field {field!r} must be {folders.NAME_RULE}, got "
+                       f"{folders.show(name)}.")
     path = folder / name
     try:
         root, target = folder.resolve(), path.resolve()
     except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop
-        raise HubError(f"{folder}: {what} cannot be resolved ({registry.one_line(e)}).") from e
+        raise HubError(f"{folder}: {what} cannot be resolved ({folders.one_line(e)}).") from e
     if target == root or not target.is_relative_to(root):
         raise HubError(f"{folder}: {what} resolves to {target}, outside the entry folder; "
                        "refusing to read it.")
@@ -282,7 +282,7 @@ def twin_id(model_id):
 def _twin_config(root, model_id):
     """The config of the entry's twin in the same hub folder, or None."""
     other = twin_id(model_id)
-    if other is None or not (root / other / registry.CONFIG_NAME).is_file():
+    if other is None or not (root / other / folders.CONFIG_NAME).is_file():
         return None
     try:
         return read_config(root / other)
@@ -294,7 +294,7 @@ def _notes_of(folder, config):
     """The notes of an entry: its config's, else (older entries) its card's Notes section."""
     if config.get("notes"):
         return config["notes"]
-    card = folder / registry.CARD_NAME
+    card = folder / folders.CARD_NAME
     text = card.read_text() if card.is_file() else ""
     return text.split("\n## Notes\n", 1)[1].strip() if "\n## Notes\n" in text else ""
 

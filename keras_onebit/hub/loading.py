@@ -16,7 +16,7 @@ import os
 import pathlib
 
 from keras_onebit.fileio import regular_file
-from keras_onebit.hub import registry
+from keras_onebit.hub import folders
 from keras_onebit.hub.checksum import sha256_file, verify_file
 from keras_onebit.hub.download import MAT_FORMATS, download_entry
 from keras_onebit.hub.entry import entry_file, read_config
@@ -48,17 +48,17 @@ def as_path(name_or_path):
 
 def _is_known_id(name):
     with contextlib.suppress(HubError):
-        return name in registry.known_ids()
+        return name in folders.known_ids()
     return False
 
 
 def _not_found(name_or_path, path):
     text = str(name_or_path)
-    if isinstance(name_or_path, os.PathLike) or registry.is_valid_id(text):
+    if isinstance(name_or_path, os.PathLike) or folders.is_valid_id(text):
         return PathNotFoundError(f"{path}: no such file or hub entry folder.")
     return PathNotFoundError(
-        f"{registry.show(text)}: no such file or hub entry folder, and not a hub id either "
-        f"(an id is {registry.ID_RULE}).")
+        f"{folders.show(text)}: no such file or hub entry folder, and not a hub id either "
+        f"(an id is {folders.ID_RULE}).")
 
 
 # ------------------------------------------------------------------------ resolving
@@ -71,23 +71,23 @@ def _resolve(name_or_path):
     if path is not None:
         if not _exists(path):
             raise _not_found(name_or_path, path)
-        return ("entry" if (path / registry.CONFIG_NAME).is_file() else "path"), path, None
-    model_id = registry.check_id(str(name_or_path))
-    folder = registry.find_entry_dir(model_id)
+        return ("entry" if (path / folders.CONFIG_NAME).is_file() else "path"), path, None
+    model_id = folders.check_id(str(name_or_path))
+    folder = folders.find_entry_dir(model_id)
     if folder is not None:
         return "entry", folder, model_id
-    entry = registry.manifest_entries().get(model_id)
-    if entry is None and model_id == registry.default_model_id():
+    entry = folders.manifest_entries().get(model_id)
+    if entry is None and model_id == folders.default_model_id():
         raise ModelNotAvailableError(
             f"The default hub model {model_id!r} is not available: no {model_id}/ folder in "
-            f"{', '.join(str(d) for d in registry.search_dirs())} (not trained or shipped yet).")
+            f"{', '.join(str(d) for d in folders.search_dirs())} (not trained or shipped yet).")
     if entry is None:
-        raise registry.unknown_model(model_id)
+        raise folders.unknown_model(model_id)
     if entry.get("url"):
         return "entry", download_entry(entry), model_id
     raise ModelNotAvailableError(
         f"Hub model {model_id!r} is in the manifest but its folder {model_id}/ is in none of "
-        f"{', '.join(str(d) for d in registry.search_dirs())}, and it has no download URL."
+        f"{', '.join(str(d) for d in folders.search_dirs())}, and it has no download URL."
     )
 
 
@@ -122,8 +122,8 @@ def _claimed_ids(folder, config):
 def _check_against_manifest(folder, weights, config):
     """A folder named as a manifest id, or whose config.json claims one, must
     hold the manifest's file (wherever it was found)."""
-    entries = registry.manifest_entries()
-    manifest = registry.manifest_path()
+    entries = folders.manifest_entries()
+    manifest = folders.manifest_path()
     for model_id in _claimed_ids(folder, config):
         entry = entries.get(model_id)
         if entry is not None:
@@ -138,7 +138,7 @@ def _check_entry(weights, config, entry, manifest):
         got = source.get("sha256")
         if not isinstance(got, str) or got.lower() != expected:
             raise ChecksumError(
-                f"{weights}: converted from a file with sha256 {registry.show(got)} (config.json "
+                f"{weights}: converted from a file with sha256 {folders.show(got)} (config.json "
                 f"field 'source.sha256'), but the manifest expects its source to have sha256 "
                 f"{expected} {where}.")
         return
@@ -180,7 +180,7 @@ def verified_weights(folder, model_id=None):
     _check_against_manifest(folder, weights, config)
     if model_id is not None and config["id"] != model_id:
         raise HubError(
-            f"{folder / registry.CONFIG_NAME}: field 'id' is {config['id']!r}, but the folder "
+            f"{folder / folders.CONFIG_NAME}: field 'id' is {config['id']!r}, but the folder "
             f"was found as hub model {model_id!r}; an entry folder must be named as its id.")
     if not weights.is_file():
         raise ModelNotAvailableError(f"{weights}: the weights file of hub entry "
@@ -241,7 +241,7 @@ def verify_entry(name_or_path):
     """
     kind, path, model_id = _resolve(name_or_path)
     if kind != "entry":
-        raise HubError(f"{path} is not a hub entry folder (it has no {registry.CONFIG_NAME}); "
+        raise HubError(f"{path} is not a hub entry folder (it has no {folders.CONFIG_NAME}); "
                        "give a hub id or an entry folder.")
     return verified_weights(path, model_id)
 
@@ -253,11 +253,11 @@ def weights_file(name_or_path, sha256=None):
         _, weights = verified_weights(path, model_id)
         return "packed", weights
     if path.is_dir():
-        raise HubError(f"{path}: a folder without {registry.CONFIG_NAME}; not a hub entry.")
+        raise HubError(f"{path}: a folder without {folders.CONFIG_NAME}; not a hub entry.")
     regular_file(path, "a .onebit or .mat weights file", HubError)
     if sha256:
         verify_file(path, sha256)
-    elif (path.parent / registry.CONFIG_NAME).is_file():
+    elif (path.parent / folders.CONFIG_NAME).is_file():
         config = read_config(path.parent)
         if config["weights"] == path.name:
             verified_weights(path.parent)
@@ -287,9 +287,9 @@ def list_entries():
         HubError: the project's manifest (pretrained/index.json) is unreadable
             or malformed.
     """
-    manifest = registry.manifest_entries()
-    found = registry.entry_dirs()
-    default = registry.default_model_id()
+    manifest = folders.manifest_entries()
+    found = folders.entry_dirs()
+    default = folders.default_model_id()
     rows = []
     for model_id in [*manifest, *sorted(set(found) - set(manifest))]:  # manifest order first
         entry = dict(manifest.get(model_id, {}))
@@ -320,7 +320,7 @@ def list_ids():
         HubError: the project's manifest (pretrained/index.json) is unreadable
             or malformed.
     """
-    return registry.known_ids()
+    return folders.known_ids()
 
 
 # ------------------------------------------------------------------ weights= argument

@@ -42,7 +42,7 @@ def _pick_for_dataset(model, dataset, factory):
 
 def _own_layers(model):
     """The layers of `model`'s graph in order, nested models walked (not listed
-    themselves). Unlike `keras_onebit.walk.iter_layers`, a layer's own
+    themselves). Unlike `keras_onebit.layer_walk.iter_layers`, a layer's own
     sub-layers are not listed: these are the layers an archive's architecture
     lists (`model.layers`, a public attribute)."""
     import keras
@@ -148,9 +148,9 @@ def _archive_values(entries, target, where, bits, floats):
     """The archive's tensors of one layer as values for `target`'s weights.
 
     Sign bits go into a one-bit layer as a latent kernel whose scale is
-    exactly the stored one (`keras_onebit.latent.restore_kernel`), into a float
+    exactly the stored one (`keras_onebit.latent_kernels.restore_kernel`), into a float
     layer as +-alpha."""
-    from keras_onebit import latent
+    from keras_onebit import latent_kernels
     from keras_onebit.export import packed
 
     values = []
@@ -185,7 +185,7 @@ def _archive_values(entries, target, where, bits, floats):
             raise ArchitectureMismatchError(
                 f"{where}: layer {target.name!r} has scale {mode!r} in the model but "
                 f"{entry['scale_mode']!r} in the weights.")
-        values.append(latent.restore_kernel(target, signs, alpha))
+        values.append(latent_kernels.restore_kernel(target, signs, alpha))
     return values
 
 

@@ -17,7 +17,7 @@ import inspect
 import keras
 from keras import layers, ops
 
-from keras_onebit import storage
+from keras_onebit import activation_storage
 from keras_onebit.errors import ConfigError
 from keras_onebit.layers import BinaryConv2D, ShiftedReLU, ZeroChannels
 from keras_onebit.models.common import check_arguments, finish_model, model_input, pool_features
@@ -86,7 +86,7 @@ def wrn(
             `keras_onebit.training.IterativeBinarization`).
         input_storage: what every conv keeps of its input for the backward
             pass: None (all of it) or "stochastic_1bit" (one random bit per
-            element, McDonnell et al. 2017; see `keras_onebit.storage`).
+            element, McDonnell et al. 2017; see `keras_onebit.activation_storage`).
         weights: None (random initialization), a data set name ("cifar10":
             the hub weights of this factory trained on it, one-bit or float
             as `binary` says), a hub model id, or a path (hub entry folder,
@@ -135,7 +135,7 @@ def wrn(
     block_conv = _conv_factory(binary, weight_decay, padding == "symmetric", switchable,
                                input_storage, scale, gradient, input_quantizer)
     norm = learn_bn if batch_norm else None
-    relu = layers.ReLU if input_storage is None else storage.BitMaskReLU
+    relu = layers.ReLU if input_storage is None else activation_storage.BitMaskReLU
 
     img_input = model_input(input_tensor, input_shape, INPUT_SHAPE)
     x = _bn("stem_bn", learn=True)(img_input)

@@ -18,14 +18,14 @@ retrained for one epoch. Each step is a function here, around plain
 import keras
 import numpy as np
 
-from keras_onebit import walk
+from keras_onebit import layer_walk
 from keras_onebit.errors import ConfigError
-from keras_onebit.latent import restore_kernel
+from keras_onebit.latent_kernels import restore_kernel
 from keras_onebit.layers import BINARY_LAYERS, is_binary
 
 
 def _weighted_layers(model):
-    return {layer.name: layer for layer in walk.iter_layers(model) if layer.weights}
+    return {layer.name: layer for layer in layer_walk.iter_layers(model) if layer.weights}
 
 
 def copy_matching_weights(source, target):
@@ -74,7 +74,7 @@ def binarize_latent_weights(model):
         The number of kernels set.
     """
     count = 0
-    for layer in walk.iter_layers(model):
+    for layer in layer_walk.iter_layers(model):
         if isinstance(layer, BINARY_LAYERS) and is_binary(layer):
             signs = np.where(layer.sign_bits(), np.float32(1), np.float32(-1))
             layer.kernel.assign(restore_kernel(layer, signs, layer.kernel_alpha()))
@@ -86,14 +86,14 @@ def freeze_all_but_batchnorm(model):
     """Makes only the batch-norm layers trainable (recompile afterwards).
 
     Args:
-        model: a Keras model; every leaf layer (`walk.iter_layers`, nested
+        model: a Keras model; every leaf layer (`layer_walk.iter_layers`, nested
             models' layers too) is set.
 
     Returns:
         The names of the trainable layers.
     """
     names = []
-    for layer in walk.iter_layers(model):
+    for layer in layer_walk.iter_layers(model):
         layer.trainable = isinstance(layer, keras.layers.BatchNormalization)
         if layer.trainable:
             names.append(layer.name)

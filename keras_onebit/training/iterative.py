@@ -18,7 +18,7 @@ names, e.g. the sensitivity-guided order of `sensitivity_order`.
 import keras
 import numpy as np
 
-from keras_onebit import walk
+from keras_onebit import layer_walk
 from keras_onebit.errors import ConfigError
 from keras_onebit.layers import BINARY_LAYERS
 
@@ -27,7 +27,7 @@ ORDERS = ("forward", "reverse", "random")
 
 def switchable_layers(model):
     """The switchable binary layers of `model`, input to output."""
-    return [layer for layer in walk.iter_layers(model)
+    return [layer for layer in layer_walk.iter_layers(model)
             if isinstance(layer, BINARY_LAYERS) and layer.switchable]
 
 

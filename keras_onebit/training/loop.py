@@ -71,7 +71,7 @@ class RunConfig:
     verbose: int = 1
     dtype_policy: str = "float32"
     batch_norm: bool = True
-    input_storage: str = "none"  # or "stochastic_1bit" (keras_onebit.storage)
+    input_storage: str = "none"  # or "stochastic_1bit" (keras_onebit.activation_storage)
     storage_scale: str = "max"  # "max", "p<percentile>" (e.g. "p99") or a float
     teacher: str | None = None  # .npy of teacher probabilities, one row per training image
     distill_temperature: float = 4.0
@@ -98,7 +98,7 @@ class RunConfig:
     def storage(self):
         """The factory's `input_storage`: "stochastic_1bit" for the default scale,
         else a StochasticBinaryStorage config (JSON, for the hub entry)."""
-        from keras_onebit.storage import StochasticBinaryStorage
+        from keras_onebit.activation_storage import StochasticBinaryStorage
 
         if self.input_storage != "stochastic_1bit":
             raise ConfigError(f"input_storage must be 'none' or 'stochastic_1bit', "

@@ -1,5 +1,5 @@
 """The larq side of `bench/peers.py`: runs in the peers' own environment
-(bench/peers/.venv: larq 0.14.0, larq-compute-engine 0.16.0, tensorflow-cpu
+(bench/peers_env/.venv: larq 0.14.0, larq-compute-engine 0.16.0, tensorflow-cpu
 2.15.1, Keras 2), never in the project's .venv, and imports nothing of
 keras_onebit.
 
