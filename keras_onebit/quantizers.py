@@ -89,6 +89,32 @@ def upstream_gradient(args, upstream):
     return args[0] if upstream is None else upstream
 
 
+def sign_with_gradient(x, gradient):
+    """sign(x) (sign(0) = +1) whose backward pass is `gradient(x, g)` for the
+    incoming gradient g: the binary activations' shared form."""
+
+    @ops.custom_gradient
+    def forward(x):
+        def grad(*args, upstream=None):
+            return gradient(x, upstream_gradient(args, upstream))
+
+        return sign(x), grad
+
+    return forward(ops.convert_to_tensor(x))
+
+
+def approx_sign_gradient(x, g):
+    """Bi-Real Net's ApproxSign: g times 2 + 2x on [-1, 0), 2 - 2x on [0, 1), else 0."""
+    slope = ops.where(x < 0, 2.0 + 2.0 * x, 2.0 - 2.0 * x)
+    inside = ops.logical_and(x >= -1.0, x < 1.0)
+    return g * ops.where(inside, slope, ops.zeros_like(x))
+
+
+def clipped_gradient(x, g):
+    """The clipped straight-through estimator: g where |x| <= 1, else 0."""
+    return g * ops.cast(ops.abs(x) <= 1.0, g.dtype)
+
+
 class Quantizer:
     """Base class: a callable with a Keras config.
 
@@ -200,17 +226,7 @@ class ApproxSign(Quantizer):
     precision = 1
 
     def __call__(self, x):
-        @ops.custom_gradient
-        def approx_sign(x):
-            def grad(*args, upstream=None):
-                g = upstream_gradient(args, upstream)
-                slope = ops.where(x < 0, 2.0 + 2.0 * x, 2.0 - 2.0 * x)
-                inside = ops.logical_and(x >= -1.0, x < 1.0)
-                return g * ops.where(inside, slope, ops.zeros_like(x))
-
-            return sign(x), grad
-
-        return approx_sign(ops.convert_to_tensor(x))
+        return sign_with_gradient(x, approx_sign_gradient)
 
 
 @keras.saving.register_keras_serializable(package="keras_onebit")
@@ -225,15 +241,7 @@ class SteSign(Quantizer):
     precision = 1
 
     def __call__(self, x):
-        @ops.custom_gradient
-        def ste_sign(x):
-            def grad(*args, upstream=None):
-                g = upstream_gradient(args, upstream)
-                return g * ops.cast(ops.abs(x) <= 1.0, g.dtype)
-
-            return sign(x), grad
-
-        return ste_sign(ops.convert_to_tensor(x))
+        return sign_with_gradient(x, clipped_gradient)
 
 
 ACTIVATION_QUANTIZERS = {"approx_sign": ApproxSign, "ste_sign": SteSign}
