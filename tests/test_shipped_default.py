@@ -45,21 +45,17 @@ def test_packed_computes_float(shipped):
     assert (packed.argmax(1) == plain.argmax(1)).all()
 
 
-@pytest.fixture(scope="module")
-def builtin_int8(shipped):
-    images, _, files = shipped
-    return report.litert_outputs(files["int8"], images, xnnpack=False)
-
-
-def test_packed_int8_is_bit_identical_to_int8(shipped, builtin_int8):
+def test_packed_int8_is_bit_identical_to_int8(shipped):
+    """packed_int8 as stored computes int8's outputs bit for bit on LiteRT's builtin
+    kernels, where its convs run (300 images: the builtin kernels take 50 s for
+    1000); int8 as LiteRT runs it (XNNPACK) meets the issue's target on all 1000
+    (measured 0.990; 0.989 on the builtin kernels)."""
     images, keras_out, files = shipped
-    packed = report.litert_outputs(files["packed_int8"], images, xnnpack=False)
-    np.testing.assert_array_equal(packed, builtin_int8)
-    # int8 as LiteRT runs it (XNNPACK): the issue's target, measured 0.990; on the
-    # builtin kernels (where packed_int8 runs) measured 0.989
+    few = images[:300]
+    np.testing.assert_array_equal(report.litert_outputs(files["packed_int8"], few, xnnpack=False),
+                                  report.litert_outputs(files["int8"], few, xnnpack=False))
     xnnpack = report.litert_outputs(files["int8"], images)
     assert report.compare(keras_out, xnnpack)["argmax_agreement"] >= 0.99
-    assert report.compare(keras_out, packed)["argmax_agreement"] >= 0.985
 
 
 def test_micro_is_bit_identical_to_int8_in_tflite_micro(shipped):
