@@ -244,11 +244,30 @@ static int read_varint(Bytes s, size_t *pos, uint64_t *value) {
   return 0;
 }
 
+static float float_at(const uint8_t *p) {
+  uint32_t word = (uint32_t)le(p, 4);
+  float v;
+  memcpy(&v, &word, 4);
+  return v;
+}
+
+static void put_float(uint8_t *p, float v) {
+  uint32_t word;
+  memcpy(&word, &v, 4);
+  for (int b = 0; b < 4; ++b) p[b] = (uint8_t)(word >> (8 * b));
+}
+
+/* count float32 products x * w[k] (little-endian): an int8 bias's scales. */
+static void write_products(const uint8_t *x, const uint8_t *w, uint64_t count, uint8_t *out) {
+  float scale = float_at(x);
+  for (uint64_t k = 0; k < count; ++k) put_float(out + 4u * k, scale * float_at(w + 4u * k));
+}
+
 /* Decodes the skeleton stream (lz.py: literals, copies, references to bytes of
- * the packed file) into out[0 .. skeleton_size). */
+ * the packed file, products of its float32 scales) into out[0 .. skeleton_size). */
 static int decode_skeleton(const Packed *p, uint8_t *out, char *err, size_t err_size) {
   size_t pos = 0;
-  uint64_t done = 0, n, distance, offset;
+  uint64_t done = 0, n, distance, offset, factors;
   while (pos < p->stream.size) {
     uint8_t tag = p->stream.data[pos++];
     if (!read_varint(p->stream, &pos, &n) || n == 0 || n > p->skeleton_size - done) break;
@@ -264,6 +283,12 @@ static int decode_skeleton(const Packed *p, uint8_t *out, char *err, size_t err_
           n > p->file.size - offset)
         break;
       memcpy(out + done, p->file.data + offset, (size_t)n);
+    } else if (tag == 3) {
+      if (!read_varint(p->stream, &pos, &offset) || !read_varint(p->stream, &pos, &factors) ||
+          n % 4 != 0 || offset > p->file.size || p->file.size - offset < 4 ||
+          factors > p->file.size || n > p->file.size - factors)
+        break;
+      write_products(p->file.data + offset, p->file.data + factors, n / 4, out + done);
     } else {
       break;
     }
@@ -302,18 +327,11 @@ static void write_filter(const Packed *p, Filter f, uint8_t *out) {
     uint32_t c = (uint32_t)(k % f.channels);
     uint64_t at = f.layout == 0 ? k : (uint64_t)c * rows + k / f.channels;
     int positive = (bits.data[k >> 3] >> (7u - (k & 7u))) & 1u;
-    float m = f.magnitude;
-    if (scales.data != NULL) {
-      uint32_t word = (uint32_t)le(scales.data + 4u * c, 4);
-      memcpy(&m, &word, 4);
-    }
+    float m = scales.data != NULL ? float_at(scales.data + 4u * c) : f.magnitude;
     if (f.dtype == 1) {
       out[f.hole + at] = (uint8_t)(int8_t)(positive ? (int)m : -(int)m);
     } else {
-      float v = positive ? m : -m;
-      uint32_t word;
-      memcpy(&word, &v, 4);
-      for (int b = 0; b < 4; ++b) out[f.hole + 4u * at + (uint64_t)b] = (uint8_t)(word >> (8 * b));
+      put_float(out + f.hole + 4u * at, positive ? m : -m);
     }
   }
 }

@@ -57,3 +57,16 @@ def test_malformed_streams_are_refused(stream, size, words):
 def test_a_copy_shorter_than_its_distance_and_a_repeat():
     assert lz.decompress(b"\x00\x03abc\x01\x02\x03", 5) == b"abcab"
     assert lz.decompress(b"\x00\x02ab\x01\x05\x02", 7) == b"abababa"
+
+
+def test_products_are_float32_scale_times_scales():
+    scales = np.array([0.5, 3.0e-3, 7.25], "<f4")
+    source = np.float32(0.1).astype("<f4").tobytes() + scales.tobytes()
+    want = (np.float32(0.1) * scales).astype("<f4").tobytes()
+    data = b"head" + want + b"tail"
+    stream = lz.compress(data, source, (), [(4, 12, 0, 4)])
+    assert stream[:6] == b"\x00\x04head" and stream[6] == lz.PRODUCTS
+    assert lz.decompress(stream, len(data), source) == data
+    for bad in (b"\x03\x0c\x00\x05", b"\x03\x0b\x00\x04", b"\x03\x0c\x0d\x04"):
+        with pytest.raises(lz.StreamError, match="products"):
+            lz.decompress(bad, 12, source)

@@ -346,7 +346,8 @@ def _add_record(model, schema, plain, holes, sources):
                                     for f in filters)])
         ranges = [(a[1], b[0]) for a, b in zip([(0, 0), *skip], [*skip, (len(draft),) * 2],
                                                strict=True) if b[0] > a[1]]
-        made = record.build(plain, holes, filters, draft, ranges)
+        spans = record.bias_scale_spans(schema, plain, draft, holes)
+        made = record.build(plain, holes, filters, draft, ranges, spans)
         if room and len(made) <= room:
             buffer.data = np.frombuffer(made + bytes(room - len(made)), np.uint8)
             return _serialized(model, len(plain))

@@ -71,7 +71,43 @@ def buffer_position(root, index):
     return buffer._tab.Vector(offset), buffer.DataLength()
 
 
-def build(plain, holes, filters, packed, ranges):
+def _scale_vector(tensor):
+    """(start, length) of a tensor's quantization scales in its file, or None."""
+    q = tensor.Quantization()
+    offset = q._tab.Offset(8) if q is not None else 0  # QuantizationParameters.scale
+    return (q._tab.Vector(offset), q.ScaleLength()) if offset else None
+
+
+def bias_scale_spans(schema, plain, packed, holes):
+    """[(skeleton start, n, a, b)]: where an int8 conv's bias scales in the plain
+    file are its input's scale times its filter's scales, both found in the
+    packed file (whose main graph has the plain file's tensors, in order), so
+    the stream stores them as lz's products instead of n bytes."""
+    plain_root, packed_root = (schema.Model.GetRootAsModel(d, 0) for d in (plain, packed))
+    ours, theirs = plain_root.Subgraphs(0), packed_root.Subgraphs(0)
+    wanted = {getattr(schema.BuiltinOperator, n) for n in ("CONV_2D", "DEPTHWISE_CONV_2D",
+                                                          "FULLY_CONNECTED")}
+    codes = [max(plain_root.OperatorCodes(i).BuiltinCode(),
+                 plain_root.OperatorCodes(i).DeprecatedBuiltinCode())
+             for i in range(plain_root.OperatorCodesLength())]
+    spans = []
+    for i in range(ours.OperatorsLength()):
+        op = ours.Operators(i)
+        if codes[op.OpcodeIndex()] not in wanted or op.InputsLength() < 3 or op.Inputs(2) < 0:
+            continue
+        bias, x, w = (_scale_vector(t) for t in (ours.Tensors(op.Inputs(2)),
+                                                 theirs.Tensors(op.Inputs(0)),
+                                                 theirs.Tensors(op.Inputs(1))))
+        if None in (bias, x, w) or x[1] != 1 or w[1] != bias[1] or bias[1] < 2:
+            continue
+        n = 4 * bias[1]
+        if lz.products(packed, x[0], w[0], n) == plain[bias[0]:bias[0] + n]:
+            before = sum(length for start, length in holes if start < bias[0])
+            spans.append((bias[0] - before, n, x[0], w[0]))
+    return sorted(set(spans))
+
+
+def build(plain, holes, filters, packed, ranges, spans=()):
     """The record of a packed file.
 
     Args:
@@ -84,6 +120,7 @@ def build(plain, holes, filters, packed, ranges):
             and shapes both files hold).
         ranges: [(start, end)] of `packed` that references may use (not the
             record's own place).
+        spans: `bias_scale_spans` (positions in the skeleton).
 
     Returns:
         The record's bytes.
@@ -100,7 +137,7 @@ def build(plain, holes, filters, packed, ranges):
         entries.append(ENTRY.pack(start, count, channels, dtype, layout, 0, bits, scales,
                                   magnitude, 0))
     skeleton += plain[position:]
-    stream = lz.compress(skeleton, packed, ranges)
+    stream = lz.compress(skeleton, packed, ranges, spans)
     header = HEADER.pack(MAGIC, VERSION, len(plain), len(skeleton), len(entries), len(stream))
     return header + b"".join(entries) + stream
 

@@ -12,13 +12,20 @@ The stream is a sequence of operations; a count is an unsigned LEB128 varint
                          in the output (1 <= d <= output so far; d < n repeats)
     0x02 n o             reference: append bytes o .. o + n of the source
                          (o + n <= its size)
+    0x03 n a b           products: append n / 4 float32 (little-endian) values,
+                         the float32 at source byte a times each of the n / 4
+                         float32 from source byte b (n a multiple of 4); an int8
+                         bias's scales are its input's scale times its filter's
 
-`compress` takes the longest match among the last positions of each 4-byte key
-in the output so far and in the source's allowed ranges; it is deterministic:
-the same input gives the same stream.
+`compress` emits the products it is given where they are, and elsewhere the
+longest match among the last positions of each 4-byte key in the output so far
+and in the source's allowed ranges; it is deterministic: the same input gives
+the same stream.
 """
 
-LITERAL, COPY, REFERENCE = 0, 1, 2
+import numpy as np
+
+LITERAL, COPY, REFERENCE, PRODUCTS = 0, 1, 2, 3
 MIN_MATCH = 6
 CANDIDATES = 16  # positions kept per 4-byte key
 MAX_COUNT = (1 << 32) - 1
@@ -61,12 +68,23 @@ def _index(source, ranges):
     return table
 
 
-def compress(data, source=b"", ranges=()):
+def products(source, a, b, n):
+    """The n bytes of float32 products that operation 0x03 appends."""
+    x = np.frombuffer(source, "<f4", 1, a)
+    w = np.frombuffer(source, "<f4", n // 4, b)
+    return (x.astype(np.float32) * w.astype(np.float32)).astype("<f4").tobytes()
+
+
+def compress(data, source=b"", ranges=(), product_spans=()):
     """The LZ stream of `data` (bytes); references may point into `source`
-    within `ranges` ([(start, end)]), which the decoder also holds."""
+    within `ranges` ([(start, end)]), which the decoder also holds;
+    `product_spans`: [(start, n, a, b)], data[start:start + n] being
+    `products(source, a, b, n)` (not overlapping)."""
     data, source = bytes(data), bytes(source)
     out, literal, table, i = bytearray(), bytearray(), {}, 0
     outside = _index(source, ranges)
+    forced = {start: (n, a, b) for start, n, a, b in product_spans}
+    stops, upcoming = sorted(forced) + [len(data)], 0
 
     def flush():
         if literal:
@@ -74,14 +92,22 @@ def compress(data, source=b"", ranges=()):
             literal.clear()
 
     while i < len(data):
-        key = data[i:i + 4]
+        while stops[upcoming] < i:
+            upcoming += 1
+        if i in forced:
+            flush()
+            n, a, b = forced[i]
+            out.extend(bytes([PRODUCTS]) + _varint(n) + _varint(a) + _varint(b))
+            i += n
+            continue
+        key, limit = data[i:i + 4], stops[upcoming] - i
         best, op, where = 0, COPY, 0
         for j in table.get(key, ()):
-            n = _match_length(data, i, data, j, len(data) - i)
+            n = _match_length(data, i, data, j, limit)
             if n > best:
                 best, op, where = n, COPY, i - j
         for j, end in outside.get(key, ()):
-            n = _match_length(data, i, source, j, min(len(data) - i, end - j))
+            n = _match_length(data, i, source, j, min(limit, end - j))
             if n > best:
                 best, op, where = n, REFERENCE, j
         table.setdefault(key, []).append(i)
@@ -139,6 +165,13 @@ def decompress(stream, size, source=b""):
                 raise StreamError(f"a reference to bytes {offset}..{offset + n} of a "
                                   f"{len(source)}-byte source")
             out += source[offset:offset + n]
+        elif tag == PRODUCTS:
+            a, pos = _read_varint(stream, pos)
+            b, pos = _read_varint(stream, pos)
+            if n % 4 or a + 4 > len(source) or b + n > len(source):
+                raise StreamError(f"products of {n} bytes from bytes {a} and {b} of a "
+                                  f"{len(source)}-byte source")
+            out += products(source, a, b, n)
         else:
             raise StreamError(f"unknown operation {tag}")
     if len(out) != size:
