@@ -348,9 +348,8 @@ def _add_record(model, schema, plain, holes, sources):
                                                strict=True) if b[0] > a[1]]
         spans = record.bias_scale_spans(schema, plain, draft, holes)
         made = record.build(plain, holes, filters, draft, ranges, spans)
-        if room and len(made) <= room:
-            buffer.data = np.frombuffer(made + bytes(room - len(made)), np.uint8)
-            return _serialized(model, len(plain))
+        if room and len(made) <= room:  # the draft's empty place, filled: nothing else moves
+            return draft[:start] + made + bytes(room - len(made)) + draft[start + room:]
         room = len(made) + 16
     raise ExportError("Packing sign bits: the expansion record found no stable place.")
 
