@@ -91,16 +91,17 @@ class _Unpacker(flatbuffer.GraphBuilder):
         return q
 
     def matrix(self, bits, shape, magnitude):
-        """The int8 tensor of +-magnitude of `shape` (in C order) from `bits`
-        (np.packbits order, big-endian bits): DEQUANTIZE, CAST, GATHER,
-        RESHAPE [, SLICE]. The int8 tensors carry no quantization (see `scale`)."""
+        """(the int8 tensor of +-magnitude of `shape` (in C order), the UINT8
+        tensor of `bits`) from `bits` (np.packbits order, big-endian bits):
+        DEQUANTIZE, CAST, GATHER, RESHAPE [, SLICE]. The int8 tensors carry no
+        quantization (see `scale`)."""
         T = self.s.TensorType
         dtype, version = T.INT8, 2
         key = ("table", magnitude)
         if key not in self.shared:
             self.shared[key] = self.ed.tensor(self.sg, (256, 8), T.INT8, sign_table(magnitude))
         table = self.shared[key]
-        b = self.bits = self.ed.tensor(self.sg, bits.shape, T.UINT8, bits, self.byte_q)
+        b = self.ed.tensor(self.sg, bits.shape, T.UINT8, bits, self.byte_q)
         f = self.add("DEQUANTIZE", [b], bits.shape, T.FLOAT32)
         # CAST and GATHER (axis 0) as their defaults: no options tables
         i = self.add("CAST", [f], bits.shape, T.INT32)
@@ -111,7 +112,7 @@ class _Unpacker(flatbuffer.GraphBuilder):
             g = self.add("SLICE", [g, self.const(np.zeros(1, np.int32), T.INT32),
                                    self.const(np.asarray([count], np.int32), T.INT32)],
                          (count,), dtype, None, version)
-        return self.reshape(g, list(shape))
+        return self.reshape(g, list(shape)), b
 
     def transpose(self, value):
         """The last axis first: (..., C_out) -> (C_out, ...), e.g. a Keras
@@ -125,9 +126,10 @@ class _Unpacker(flatbuffer.GraphBuilder):
                         2 if dtype == self.s.TensorType.INT8 else 1)
 
     def scale(self, value, alpha, axis):
-        """float32 of the +-1 int8 `value` times alpha. One alpha for every
-        channel: DEQUANTIZE with scale alpha (exactly +-alpha, no MUL); else
-        DEQUANTIZE (scale 1) and MUL by one alpha per channel along `axis`."""
+        """(float32 of the +-1 int8 `value` times alpha, the tensor of the
+        scales or None). One alpha for every channel: DEQUANTIZE with scale
+        alpha (exactly +-alpha, no MUL, no scales tensor); else DEQUANTIZE
+        (scale 1) and MUL by one alpha per channel along `axis`."""
         alpha = np.asarray(alpha, np.float32)
         shape = self.shape_of(value)
         T = self.s.TensorType
@@ -135,12 +137,12 @@ class _Unpacker(flatbuffer.GraphBuilder):
         self.sg.tensors[value].quantization = self.per_tensor(alpha[0] if uniform else 1.0)
         value = self.add("DEQUANTIZE", [value], shape, T.FLOAT32)
         if uniform:
-            return value
+            return value, None
         dims = [1] * len(shape)
         dims[axis] = alpha.size
-        self.scales = self.const(alpha.reshape(dims), T.FLOAT32)
-        return self.add("MUL", [value, self.scales], shape, T.FLOAT32,
-                        flatbuffer.options(self.s, "Mul"))
+        scales = self.const(alpha.reshape(dims), T.FLOAT32)
+        return self.add("MUL", [value, scales], shape, T.FLOAT32,
+                        flatbuffer.options(self.s, "Mul")), scales
 
     def assign(self, name, value):
         handle, op = _var_handle(self.ed, self.sg, name)
@@ -278,9 +280,9 @@ class _Packer:
         if self.conv_as_matmul and not depthwise:
             first = _matmul_layout(self.main_graph, users, self.min_macs)
         name = f"onebit_var_{n}".encode()
-        self.unpack.scales = None
-        self.unpack.assign(name, _unpacked(self.unpack, filt, alpha, depthwise, array, first))
-        self.sources.append(self._source(filt, alpha, depthwise, array))
+        value, bits, scales = _unpacked(self.unpack, filt, alpha, depthwise, array, first)
+        self.unpack.assign(name, value)
+        self.sources.append(self._source(filt, alpha, depthwise, array, bits, scales))
         if filt.type == self.s.TensorType.INT8:
             _int8_quantization(self.ed, self.main, filt, users)
         # inference: the filter becomes the variable's value
@@ -290,16 +292,16 @@ class _Packer:
             self._as_products(t, filter_matrix(array).shape, users, first)
         self.reads.setdefault(min(users), []).extend(_read_variable(self.ed, self.main, name, t))
 
-    def _source(self, filt, alpha, depthwise, array):
+    def _source(self, filt, alpha, depthwise, array, bits, scales):
         """(count, channels, dtype, layout, bits tensor, scales tensor or None,
-        magnitude) of the filter just unpacked; tensors of the start-up graph."""
+        magnitude) of a filter unpacked from the start-up graph's tensors `bits`
+        and `scales`."""
         r = record
         is_int8 = filt.type == self.s.TensorType.INT8
         channels = array.shape[-1] if depthwise else array.shape[0]
-        scales = None if is_int8 else self.unpack.scales
         magnitude = 127.0 if is_int8 else float(alpha[0])
         return (array.size, channels, r.INT8 if is_int8 else r.FLOAT32,
-                r.CHANNEL_LAST if depthwise else r.CHANNEL_FIRST, self.unpack.bits, scales,
+                r.CHANNEL_LAST if depthwise else r.CHANNEL_FIRST, bits, scales,
                 magnitude)
 
     def _as_products(self, t, matrix_shape, users, first):
@@ -375,21 +377,27 @@ def _matmul_layout(g, users, min_macs):
 def _unpacked(unpack, filt, alpha, depthwise, array, first):
     """The start-up operators that rebuild one filter from its sign bits: the
     filter tensor's own layout, or (`first` not None) the filter matrix of an
-    im2col product, (K, C_out) or, when `first`, (C_out, K)."""
+    im2col product, (K, C_out) or, when `first`, (C_out, K). Returns (the
+    filter's value, its UINT8 bits tensor, its scales tensor or None)."""
     is_int8 = filt.type == unpack.s.TensorType.INT8
     matrix = array.reshape(-1, array.shape[-1]) if depthwise else filter_matrix(array)
     bits = np.packbits(matrix.reshape(-1) > 0, bitorder="big")
     magnitude = 127 if is_int8 else 1
     if first is not None:
-        value = unpack.matrix(bits, matrix.shape, magnitude)
+        value, packed = unpack.matrix(bits, matrix.shape, magnitude)
         value = unpack.transpose(value) if first else value
-        return unpack.scale(value, alpha, 0 if first else -1)
+        value, scales = unpack.scale(value, alpha, 0 if first else -1)
+        return value, packed, scales
     shape = [int(d) for d in filt.shape]
     if depthwise:  # (1, kh, kw, C_out): the Keras kernel's own order
-        value = unpack.matrix(bits, shape, magnitude)
+        value, packed = unpack.matrix(bits, shape, magnitude)
     else:  # TFLite filters are (C_out, ...): the Keras kernel with its last axis first
-        value = unpack.transpose(unpack.matrix(bits, [*shape[1:], shape[0]], magnitude))
-    return value if is_int8 else unpack.scale(value, alpha, -1 if depthwise else 0)
+        value, packed = unpack.matrix(bits, [*shape[1:], shape[0]], magnitude)
+        value = unpack.transpose(value)
+    if is_int8:
+        return value, packed, None
+    value, scales = unpack.scale(value, alpha, -1 if depthwise else 0)
+    return value, packed, scales
 
 
 def _int8_quantization(ed, main, filt, users):
