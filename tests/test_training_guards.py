@@ -1,5 +1,5 @@
 """Training refuses what would do nothing, hang, diverge unseen or lose a run:
-flags without effect, zero steps per epoch, a non-finite loss, a finished run
+flags without effect, zero steps per epoch, a non-finite or exploding loss, a finished run
 replaced without --overwrite."""
 
 import os
@@ -61,3 +61,38 @@ def test_a_diverging_run_stops_with_one_line(tmp_path):
     message = str(caught.value)
     assert "\n" not in message and "in epoch 1 (step" in message and "learning rate" in message
     assert loop.epochs_done(out) == 0 and not (out / "final.keras").exists()
+
+
+def guard_on_model(learning_rate=0.5):
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="mse")
+    guard = loop.StopOnDivergence()
+    guard.set_model(model)
+    guard.on_train_begin()
+    return guard
+
+
+def test_a_finite_loss_that_rises_100x_stops_the_run():
+    guard = guard_on_model()
+    guard.on_epoch_begin(2)
+    guard.on_train_batch_end(0, {"loss": 2.3})
+    guard.on_train_batch_end(1, {"loss": 229.0})  # under 100 x 2.3: goes on
+    with pytest.raises(loop.TrainingDiverged) as caught:
+        guard.on_train_batch_end(2, {"loss": 231.0})
+    message = str(caught.value)
+    assert "\n" not in message and "the loss rose to 231" in message
+    assert "in epoch 3 (step 3, learning rate 0.5)" in message
+    # a new fit call (a resumed run, the switch to distillation) measures from its own start
+    guard.on_train_begin()
+    guard.on_train_batch_end(0, {"loss": 0.01})  # below 1: the limit is 100
+    guard.on_train_batch_end(1, {"loss": 99.0})
+    with pytest.raises(loop.TrainingDiverged, match="rose to 101"):
+        guard.on_train_batch_end(2, {"loss": 101.0})
+
+
+def test_a_non_finite_first_loss_stops_the_run():
+    guard = guard_on_model()
+    with pytest.raises(loop.TrainingDiverged, match="the loss became nan in epoch 1 .step 1,"):
+        guard.on_train_batch_end(0, {"loss": float("nan")})

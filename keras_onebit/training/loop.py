@@ -165,28 +165,54 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
 
 class TrainingDiverged(ConfigError):
-    """The loss became inf or NaN: the run stopped (its last checkpoint is kept)."""
+    """The loss became inf or NaN, or rose far above where it started: the run
+    stopped (its last checkpoint is kept)."""
 
 
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stops a run whose loss is inf or NaN, with one line naming the epoch, the
-    step and the learning rate (Keras' TerminateOnNaN only stops, silently)."""
+# A loss (Keras' running mean of the epoch) above RISE_FACTOR times the first
+# loss of the `fit` call, or RISE_FACTOR if that was below 1, has diverged:
+# a cross-entropy of 100 gives the label a probability of e^-100.
+RISE_FACTOR = 100.0
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stops a run whose loss is inf or NaN, or has risen past RISE_FACTOR times
+    its first value (a real-valued Bi-Real net at too high a learning rate went
+    from 4.2 to 5.8e11 in one epoch, still finite), with one line naming the
+    epoch, the step and the learning rate (Keras' TerminateOnNaN only stops,
+    silently, and only on inf or NaN)."""
 
     def __init__(self):
         super().__init__()
         self.epoch = 0
+        self.limit = None
+
+    def on_train_begin(self, logs=None):
+        self.limit = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(float(loss)):
-            rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            raise TrainingDiverged(
-                f"the loss became {float(loss)} in epoch {self.epoch + 1} (step {batch + 1}, "
-                f"learning rate {rate:.3g}): the run diverged and stopped; the checkpoint of "
-                "the last finished epoch is kept. Lower --max_lr or check the data.")
+        if loss is None:
+            return
+        loss = float(loss)
+        if self.limit is None and np.isfinite(loss):
+            self.limit = RISE_FACTOR * max(loss, 1.0)
+            return
+        if not np.isfinite(loss):
+            what = f"the loss became {loss}"
+        elif loss > self.limit:
+            what = (f"the loss rose to {loss:.3g}, over {RISE_FACTOR:g}x where this run "
+                    "started")
+        else:
+            return
+        rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        raise TrainingDiverged(
+            f"{what} in epoch {self.epoch + 1} (step {batch + 1}, "
+            f"learning rate {rate:.3g}): the run diverged and stopped; the checkpoint of "
+            "the last finished epoch is kept. Lower --max_lr or check the data.")
 
 
 class LogLearningRate(keras.callbacks.Callback):
@@ -430,7 +456,7 @@ def fit(config, resume):
 def fit_callbacks(config, out, begin):
     """The callbacks of a `fit` call that starts at epoch `begin`."""
     chief = distribute.is_chief()
-    callbacks = [StopOnNonFiniteLoss(), *config.iterative_callbacks(), LogLearningRate(),
+    callbacks = [StopOnDivergence(), *config.iterative_callbacks(), LogLearningRate(),
                  EpochCheckpoint(out, chief)]
     if chief:  # a later start (resumed, or after the switch to distillation) appends
         callbacks.append(keras.callbacks.CSVLogger(str(out / LOG), append=begin > 0))
