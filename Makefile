@@ -8,7 +8,7 @@ MODEL ?= default
 BENCHES ?= $(filter-out bench/common.py bench/charts.py bench/peers%,$(wildcard bench/*.py))
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test lint bench charts export-tflite firmware clean
+.PHONY: venv test lint bench bench-peers charts export-tflite firmware clean
 
 venv: $(STAMP)
 
@@ -32,7 +32,7 @@ bench: $(STAMP)
 charts: $(STAMP)
 	$(BIN)/python bench/charts.py
 
-# The peers (larq, larq-compute-engine, TensorFlow 2.13) live in their own environment,
+# The peers (larq, larq-compute-engine, tensorflow-cpu 2.15.1) live in their own environment,
 # never in .venv; a failed install is logged and bench/peers.py reports its error.
 PEER_PYTHON ?= python3.11
 PEERS_VENV := bench/peers_env/.venv

@@ -59,7 +59,7 @@ def check_supported(model):
 @keras.saving.register_keras_serializable(package="keras_onebit_deploy")
 class SignInput(keras.layers.Layer):
     """Deploy form of a layer with binary activations (Bi-Real Net):
-    inner(sign(x)) with sign(0) = +1, as builtin ops (GREATER_EQUAL, SELECT)."""
+    inner(sign(x)) with sign(0) = +1, as builtin ops (GREATER_EQUAL, SELECT_V2)."""
 
     def __init__(self, inner, **kwargs):
         super().__init__(**kwargs)
