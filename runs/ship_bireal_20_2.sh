@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Issue 27: ships the bireal_20_2 run as it stands after epoch $1 (a warm-restart cycle's end: 14, 30 or 62,
+# so the same computation as --epochs $1) while its 62-epoch run goes on. Waits for
+# runs/bireal_20_2-cifar10-<kind>/state.json to record $1 epochs, copies the run's state to
+# runs/bireal_20_2-cifar10-<kind>-e$1/ (the copy must be taken before the run's next epoch ends), and writes the
+# hub entry from there (--resume finds all epochs done, rebuilds the bfloat16-trained model in float32 and
+# evaluates it). $2 = --float ships the real-valued twin. Ship the twin first: the one-bit card compares
+# itself with the twin entry as it is in pretrained/ when it is written.
+cd "$(dirname "$0")/.."
+export TF_CPP_MIN_LOG_LEVEL=2
+PY=.venv/bin/python
+EPOCHS=${1:?usage: runs/ship_bireal_20_2.sh EPOCHS [--float]}
+case $EPOCHS in 14) CYCLES="third warm-restart cycle 2+4+8" ;; 30) CYCLES="fourth warm-restart cycle 2+4+8+16" ;;
+  62) CYCLES="fifth warm-restart cycle 2+4+8+16+32" ;; *) echo "$EPOCHS is not a cycle's end (14, 30, 62)"; exit 2 ;; esac
+KIND=1bit
+[ "${2:-}" = "--float" ] && KIND=float
+RUN=runs/bireal_20_2-cifar10-$KIND
+OUT=$RUN-e$EPOCHS
+reached() { $PY -c "import json,sys; sys.exit(json.load(open('$RUN/state.json'))['epochs_done'] < $EPOCHS)"; }
+until reached; do sleep 30; done
+if [ ! -f $OUT/state.json ]; then
+  mkdir -p $OUT && cp $RUN/{checkpoint.keras,state.json,log.csv,config.json} $OUT/
+  $PY - "$OUT" "$EPOCHS" <<'PY'
+import json, pathlib, sys
+state = pathlib.Path(sys.argv[1]) / "state.json"
+done = json.loads(state.read_text())
+assert done["epochs_done"] == int(sys.argv[2]), f"copied after epoch {done['epochs_done']}, not {sys.argv[2]}"
+PY
+fi
+DECAY=$([ $KIND = float ] && echo 5e-4 || echo 0)
+MAX_LR=$([ $KIND = float ] && echo 0.02 || echo 0.1)
+SCRIPT="runs/ship_bireal_20_2.sh $EPOCHS"
+NOTE="Fully binary: binary weights (sign, per-channel mean |W| scale, magnitude-aware gradient, latent weights clipped to +-1) and binary activations (sign, ApproxSign gradient) in its 18 3x3 convs; the stem conv, the shortcuts (average pool + repeated channels, no weights) and the dense layer are real. Trained by \`runs/launch_bireal_20_2.sh\` with --epochs 62 and stopped after epoch $EPOCHS by \`$SCRIPT\` (the end of the $CYCLES, so the same computation as --epochs $EPOCHS; the 62-epoch run goes on); epochs 1-6 with the cross-entropy, epochs 7-$EPOCHS with knowledge distillation (T = 4, w = 0.9) from the one-bit WRN-20-10 that McDonnell released (its probabilities computed once by \`runs/teacher_bireal_20_2.sh\`); no weight decay on the binary net; --dtype_policy mixed_bfloat16 (the shipped model rebuilt in float32); --threads 1 or 2, resumed across working sessions from the per-epoch checkpoint. Accuracy on the 1000 exact CIFAR-10 test images (exact_test_accuracy, standard error about 1.5 points) is the one to compare; the rest of the test set is a JPEG copy (see ../shared/data/README.md)."
+[ $KIND = float ] && NOTE="The real-valued twin of bireal_20_2-cifar10-1bit: the same architecture with float weights and ReLU in place of sign, trained the same way by \`runs/launch_bireal_20_2.sh --float\` (weight decay 5e-4, max_lr 0.02) and stopped after epoch $EPOCHS by \`$SCRIPT --float\`; epochs 7-$EPOCHS distilled from the same teacher. Accuracy on the 1000 exact CIFAR-10 test images is the one to compare."
+$PY -m keras_onebit train --model bireal_20_2 --dataset cifar10 --epochs $EPOCHS --dtype_policy mixed_bfloat16 \
+    --weight_decay $DECAY --max_lr $MAX_LR --teacher runs/bireal_20_2-cifar10-teacher.npy \
+    --distill_from_epoch 6 --resume --out $OUT --hub pretrained --hub_notes "$NOTE" ${2:-} \
+    > $OUT-finish.log 2>&1
+tail -n 3 $OUT-finish.log
