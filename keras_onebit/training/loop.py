@@ -204,8 +204,8 @@ class StopOnDivergence(keras.callbacks.Callback):
         if not np.isfinite(loss):
             what = f"the loss became {loss}"
         elif loss > self.limit:
-            what = (f"the loss rose to {loss:.3g}, over {RISE_FACTOR:g}x where this run "
-                    "started")
+            what = (f"the loss rose to {loss:.3g}, past {self.limit:.3g} ({RISE_FACTOR:g}x its "
+                    f"first value in this run, {RISE_FACTOR:g} at least)")
         else:
             return
         rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
