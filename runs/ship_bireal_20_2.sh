@@ -4,8 +4,8 @@
 # runs/bireal_20_2-cifar10-<kind>/state.json to record $1 epochs, copies the run's state to
 # runs/bireal_20_2-cifar10-<kind>-e$1/ (the copy must be taken before the run's next epoch ends), and writes the
 # hub entry from there (--resume finds all epochs done, rebuilds the bfloat16-trained model in float32 and
-# evaluates it). $2 = --float ships the real-valued twin. Ship the twin first: the one-bit card compares
-# itself with the twin entry as it is in pretrained/ when it is written.
+# evaluates it). $2 = --float ships the real-valued twin; each entry rewrites the other's one-bit vs float
+# table, so ship both of the pair from the same epoch.
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=2
 PY=.venv/bin/python
