@@ -1,8 +1,33 @@
 #!/usr/bin/env bash
-# Issue 27, next session, hands-off (after `make venv`: a fresh checkout has no .venv): resumes both
-# 62-epoch bireal_20_2 runs from their committed state (runs/bireal_20_2-cifar10-{1bit,float}/): the
-# fully binary run at full priority, its real-valued twin under `nice` (the binary run is the long one).
-# Each writes a checkpoint every epoch; commit runs/bireal_20_2-cifar10-*/ before the session ends.
+# Issue 27, next session, hands-off (after `make venv`: a fresh checkout has no .venv). The fully binary run
+# stopped after epoch 30 (the end of the fourth warm-restart cycle; runs/relay_bireal_20_2_e30.sh copied that
+# state to runs/bireal_20_2-cifar10-1bit-e30/); its real-valued twin is behind. This script trains the twin on
+# both cores until it has finished epoch 30, copies that state to runs/bireal_20_2-cifar10-float-e30/, then
+# resumes both runs toward epoch 62, one core each (the twin under `nice`). Ship the pair at 30 with
+# `runs/ship_bireal_20_2.sh 30 --float` and `runs/ship_bireal_20_2.sh 30` (they use the copies). Each run
+# writes a checkpoint every epoch; commit runs/bireal_20_2-cifar10-*/ before the session ends.
 cd "$(dirname "$0")/.."
-nohup runs/launch_bireal_20_2.sh > /dev/null 2>&1 &
-nohup nice -n 10 runs/launch_bireal_20_2.sh --float > /dev/null 2>&1 &
+PY=.venv/bin/python
+run() { echo runs/bireal_20_2-cifar10-$1; }
+done_epochs() { $PY -c "import json; print(json.load(open('$(run $1)/state.json'))['epochs_done'])"; }
+copy_at_30() {  # the run's state after epoch 30, kept for shipping
+  local from; from=$(run $1)
+  if [ ! -f $from-e30/state.json ] && [ "$(done_epochs $1)" = 30 ]; then
+    mkdir -p $from-e30 && cp $from/{checkpoint.keras,state.json,log.csv,config.json} $from-e30/
+  fi
+}
+relay() {
+  copy_at_30 1bit
+  if [ "$(done_epochs float)" -lt 30 ]; then
+    THREADS=2 runs/launch_bireal_20_2.sh --float &
+    until [ "$(done_epochs float)" -ge 30 ]; do sleep 20; done
+    sleep 20  # the CSV logger writes its row after the checkpoint and state.json
+    pkill -f "keras_onebit train --model bireal_20_2 .*--out $(run float)( |$)"
+    wait
+  fi
+  copy_at_30 float
+  runs/launch_bireal_20_2.sh &
+  nice -n 10 runs/launch_bireal_20_2.sh --float &
+  wait
+}
+relay > /dev/null 2>&1 &
