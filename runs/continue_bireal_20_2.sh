@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Issue 27, next session, hands-off (after `make venv`: a fresh checkout has no .venv). The fully binary run
-# stopped after epoch 30 (the end of the fourth warm-restart cycle; runs/relay_bireal_20_2_e30.sh copied that
-# state to runs/bireal_20_2-cifar10-1bit-e30/); its real-valued twin is behind. This script trains the twin on
-# both cores until it has finished epoch 30, copies that state to runs/bireal_20_2-cifar10-float-e30/, then
-# resumes both runs toward epoch 62, one core each (the twin under `nice`). Ship the pair at 30 with
+# stopped at or near epoch 30 (the end of the fourth warm-restart cycle; runs/relay_bireal_20_2_e30.sh copies
+# that state to runs/bireal_20_2-cifar10-1bit-e30/); its real-valued twin is behind. This script brings each
+# run that is not there yet to epoch 30 on both cores (the binary first), copies its state after epoch 30 to
+# runs/bireal_20_2-cifar10-<1bit|float>-e30/, then resumes both runs toward epoch 62, one core each (the
+# twin under `nice`). Ship the pair at 30 with
 # `runs/ship_bireal_20_2.sh 30 --float` and `runs/ship_bireal_20_2.sh 30` (they use the copies). Each run
 # writes a checkpoint every epoch; commit runs/bireal_20_2-cifar10-*/ before the session ends.
 cd "$(dirname "$0")/.."
@@ -16,16 +17,19 @@ copy_at_30() {  # the run's state after epoch 30, kept for shipping
     mkdir -p $from-e30 && cp $from/{checkpoint.keras,state.json,log.csv,config.json} $from-e30/
   fi
 }
-relay() {
-  copy_at_30 1bit
-  if [ "$(done_epochs float)" -lt 30 ]; then
-    THREADS=2 runs/launch_bireal_20_2.sh --float &
-    until [ "$(done_epochs float)" -ge 30 ]; do sleep 20; done
+to_30() {  # the run (1bit or float) on both cores until it has finished epoch 30, then stopped and copied
+  if [ "$(done_epochs $1)" -lt 30 ]; then
+    THREADS=2 runs/launch_bireal_20_2.sh $([ $1 = float ] && echo --float) &
+    until [ "$(done_epochs $1)" -ge 30 ]; do sleep 20; done
     sleep 20  # the CSV logger writes its row after the checkpoint and state.json
-    pkill -f "keras_onebit train --model bireal_20_2 .*--out $(run float)( |$)"
+    pkill -f "keras_onebit train --model bireal_20_2 .*--out $(run $1)( |$)"
     wait
   fi
-  copy_at_30 float
+  copy_at_30 $1
+}
+relay() {
+  to_30 1bit
+  to_30 float
   runs/launch_bireal_20_2.sh &
   nice -n 10 runs/launch_bireal_20_2.sh --float &
   wait
