@@ -20,10 +20,11 @@ copy_at_30() {  # the run's state after epoch 30, kept for shipping
 to_30() {  # the run (1bit or float) on both cores until it has finished epoch 30, then stopped and copied
   if [ "$(done_epochs $1)" -lt 30 ]; then
     THREADS=2 runs/launch_bireal_20_2.sh $([ $1 = float ] && echo --float) &
+    local launcher=$!
     until [ "$(done_epochs $1)" -ge 30 ]; do sleep 20; done
     sleep 20  # the CSV logger writes its row after the checkpoint and state.json
-    pkill -f "keras_onebit train --model bireal_20_2 .*--out $(run $1)( |$)"
-    wait
+    pkill -P $launcher  # its training process: by parent, never by a pattern another run could match
+    wait $launcher
   fi
   copy_at_30 $1
 }
