@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 27, next session, hands-off (after `make venv`: a fresh checkout has no .venv). The fully binary run
-# stopped at or near epoch 30 (the end of the fourth warm-restart cycle; runs/relay_bireal_20_2_e30.sh copies
-# that state to runs/bireal_20_2-cifar10-1bit-e30/); its real-valued twin is behind. This script brings each
+# stopped short of epoch 30 (the end of the fourth warm-restart cycle); its real-valued twin is further behind
+# (epoch 14). This script brings each
 # run that is not there yet to epoch 30 on both cores (the binary first), copies its state after epoch 30 to
 # runs/bireal_20_2-cifar10-<1bit|float>-e30/, then resumes both runs toward epoch 62, one core each (the
 # twin under `nice`). Ship the pair at 30 with
