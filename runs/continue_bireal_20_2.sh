@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Issue 27, next session, hands-off (after `make venv`: a fresh checkout has no .venv). The fully binary run
-# stopped short of epoch 30 (the end of the fourth warm-restart cycle); its real-valued twin is further behind
-# (epoch 14). This script brings each
-# run that is not there yet to epoch 30 on both cores (the binary first), copies its state after epoch 30 to
-# runs/bireal_20_2-cifar10-<1bit|float>-e30/, then resumes both runs toward epoch 62, one core each (the
-# twin under `nice`). Ship the pair at 30 with
-# `runs/ship_bireal_20_2.sh 30 --float` and `runs/ship_bireal_20_2.sh 30` (they use the copies). Each run
-# writes a checkpoint every epoch; commit runs/bireal_20_2-cifar10-*/ before the session ends.
+# Issue 27's relay, each session, hands-off (after `make venv`: a fresh checkout has no .venv). Brings each
+# run (the fully binary one first, then its real-valued twin) that is short of epoch 30 (the end of the fourth
+# warm-restart cycle) there on both cores, copies its state after epoch 30 to
+# runs/bireal_20_2-cifar10-<1bit|float>-e30/ (shipped with `runs/ship_bireal_20_2.sh 30 [--float]`), then
+# resumes both runs toward epoch 62, one core each (the twin under `nice`); with both past 30 (as after the
+# session of 2026-12-06, evening) only that last step runs. Ship the pair at 62 with
+# `runs/ship_bireal_20_2.sh 62 --float` and `runs/ship_bireal_20_2.sh 62`. Each run writes a checkpoint every
+# epoch; commit runs/bireal_20_2-cifar10-*/ by path before the session ends (docs/MAINTAINING.md).
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 run() { echo runs/bireal_20_2-cifar10-$1; }
