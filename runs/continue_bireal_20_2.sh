@@ -3,8 +3,8 @@
 # run (the fully binary one first, then its real-valued twin) that is short of epoch 30 (the end of the fourth
 # warm-restart cycle) there on both cores, copies its state after epoch 30 to
 # runs/bireal_20_2-cifar10-<1bit|float>-e30/ (shipped with `runs/ship_bireal_20_2.sh 30 [--float]`), then
-# resumes both runs toward epoch 62, one core each (the twin under `nice`); with both past 30 (as after the
-# session of 2026-12-06, evening) only that last step runs. Ship the pair at 62 with
+# resumes both runs toward epoch 62, one core each (the twin under `nice`); with both past 30 only that last
+# step runs. Ship the pair at 62 with
 # `runs/ship_bireal_20_2.sh 62 --float` and `runs/ship_bireal_20_2.sh 62`. Each run writes a checkpoint every
 # epoch; commit runs/bireal_20_2-cifar10-*/ by path before the session ends (docs/MAINTAINING.md).
 cd "$(dirname "$0")/.."
