@@ -11,12 +11,6 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 run() { echo runs/bireal_20_2-cifar10-$1; }
 done_epochs() { $PY -c "import json; print(json.load(open('$(run $1)/state.json'))['epochs_done'])"; }
-copy_at_30() {  # the run's state after epoch 30, kept for shipping
-  local from; from=$(run $1)
-  if [ ! -f $from-e30/state.json ] && [ "$(done_epochs $1)" = 30 ]; then
-    mkdir -p $from-e30 && cp $from/{checkpoint.keras,state.json,log.csv,config.json} $from-e30/
-  fi
-}
 to_30() {  # the run (1bit or float) on both cores until it has finished epoch 30, then stopped and copied
   if [ "$(done_epochs $1)" -lt 30 ]; then
     THREADS=2 runs/launch_bireal_20_2.sh $([ $1 = float ] && echo --float) &
@@ -26,7 +20,7 @@ to_30() {  # the run (1bit or float) on both cores until it has finished epoch 3
     pkill -P $launcher  # its training process: by parent, never by a pattern another run could match
     wait $launcher
   fi
-  copy_at_30 $1
+  [ "$(done_epochs $1)" = 30 ] && runs/copy_at_cycle_end.sh $(run $1) 30
 }
 relay() {
   to_30 1bit

@@ -2,7 +2,7 @@
 # Issue 27: ships the bireal_20_2 run as it stands after epoch $1 (a warm-restart cycle's end: 14, 30 or 62,
 # so the same computation as --epochs $1) while its 62-epoch run goes on. Waits for
 # runs/bireal_20_2-cifar10-<kind>/state.json to record $1 epochs, copies the run's state to
-# runs/bireal_20_2-cifar10-<kind>-e$1/ (the copy must be taken before the run's next epoch ends), and writes the
+# runs/bireal_20_2-cifar10-<kind>-e$1/ (runs/copy_at_cycle_end.sh, before the run's next epoch ends), and writes the
 # hub entry from there (--resume finds all epochs done, rebuilds the bfloat16-trained model in float32 and
 # evaluates it). $2 = --float ships the real-valued twin; each entry rewrites the other's one-bit vs float
 # table, so ship both of the pair from the same epoch.
@@ -18,15 +18,7 @@ RUN=runs/bireal_20_2-cifar10-$KIND
 OUT=$RUN-e$EPOCHS
 reached() { $PY -c "import json,sys; sys.exit(json.load(open('$RUN/state.json'))['epochs_done'] < $EPOCHS)"; }
 until reached; do sleep 30; done
-if [ ! -f $OUT/state.json ]; then
-  mkdir -p $OUT && cp $RUN/{checkpoint.keras,state.json,log.csv,config.json} $OUT/
-  $PY - "$OUT" "$EPOCHS" <<'PY'
-import json, pathlib, sys
-state = pathlib.Path(sys.argv[1]) / "state.json"
-done = json.loads(state.read_text())
-assert done["epochs_done"] == int(sys.argv[2]), f"copied after epoch {done['epochs_done']}, not {sys.argv[2]}"
-PY
-fi
+runs/copy_at_cycle_end.sh $RUN $EPOCHS || exit 1
 DECAY=$([ $KIND = float ] && echo 5e-4 || echo 0)
 MAX_LR=$([ $KIND = float ] && echo 0.02 || echo 0.1)
 SCRIPT="runs/ship_bireal_20_2.sh $EPOCHS" THREADS_USED="1 or 2"
