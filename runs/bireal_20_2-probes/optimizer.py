@@ -3,6 +3,7 @@ cycle (2 epochs, 800 steps; cross-entropy, flip+crop, batch 125, bfloat16, the r
 "sgd" (the run's: momentum 0.9, max lr 0.1) or "adam" (Adam, max lr LR, as Bi-Real's successors train binary
 nets), accuracy on the 1000 exact test images every 100 steps. From the repository root:
     THREADS=1 .venv/bin/python runs/bireal_20_2-probes/optimizer.py adam 0.001 800   (adam1e-3.log)
+    THREADS=1 .venv/bin/python runs/bireal_20_2-probes/optimizer.py sgd 0.02 800     (sgd0.02.log)
 The run itself: 33.7% after epoch 1, 43.2% after epoch 2 (runs/bireal_20_2-cifar10-1bit/log.csv)."""
 import os, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
