@@ -61,10 +61,24 @@ def test_wheel_carries_every_hub_entry(wheel):
             assert f"keras_onebit/_pretrained/{model_id}/{name}" in names
 
 
-def test_wheel_does_not_force_a_tensorflow_flavour(wheel):
+def wheel_metadata(wheel):
+    """The wheel's METADATA as an email message."""
     with zipfile.ZipFile(wheel) as zf:
         meta_name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
-        meta = email.parser.Parser().parsestr(zf.read(meta_name).decode())
+        return email.parser.Parser().parsestr(zf.read(meta_name).decode())
+
+
+def test_wheel_carries_its_licence(wheel):
+    meta = wheel_metadata(wheel)
+    assert meta["License-Expression"] == "Apache-2.0"
+    assert meta.get_all("License-File") == ["LICENSE"]
+    with zipfile.ZipFile(wheel) as zf:
+        (licence,) = [n for n in zf.namelist() if n.endswith(".dist-info/licenses/LICENSE")]
+        assert zf.read(licence) == (ROOT / "LICENSE").read_bytes()
+
+
+def test_wheel_does_not_force_a_tensorflow_flavour(wheel):
+    meta = wheel_metadata(wheel)
     requires = meta.get_all("Requires-Dist")
     unconditional = [r for r in requires if "extra ==" not in r]
     assert not any(r.lower().startswith(("tensorflow", "scipy", "matplotlib"))
