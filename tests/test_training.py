@@ -16,7 +16,7 @@ from keras_onebit.training import (
     restart_epochs,
     train_dataset,
 )
-from keras_onebit.training.loop import RunConfig, evaluate, fit, train
+from keras_onebit.training.loop import RunConfig, evaluate, fit, prepare, train
 
 
 def test_restart_epochs_of_the_paper():
@@ -158,6 +158,22 @@ def test_mixed_bfloat16_run_ships_the_trained_weights_in_float32(tmp_path):
     data["x_test"], data["y_test"] = data["x_test"][:1000], data["y_test"][:1000]
     data["test_exact_mask"] = data["test_exact_mask"][:1000]
     assert evaluate(final, data)["exact_test_accuracy"] == metrics["exact_test_accuracy"]
+
+    # Resumed in float32 (a machine without bfloat16 instructions): the checkpoint's model
+    # rebuilt in float32 with its weights and optimizer state, then trained on.
+    config.dtype_policy, config.epochs = "float32", 2
+    _, restored, _, start, _ = prepare(config, resume=True)
+    assert start == 1 and {layer.dtype_policy.name for layer in restored.layers} == {"float32"}
+    for a, b in zip(restored.get_weights(), checkpoint.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    saved = [v.numpy() for v in checkpoint.optimizer.variables]
+    assert int(saved[0]) == 2 and any(np.any(v != 0) for v in saved[1:])  # steps, momentum
+    for a, b in zip(restored.optimizer.variables, saved, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b)
+    _, resumed = fit(config, resume=True)
+    assert int(resumed.optimizer.iterations.numpy()) == 4
+    checkpoint = keras.models.load_model(tmp_path / "run" / "checkpoint.keras")
+    assert {layer.dtype_policy.name for layer in checkpoint.layers} == {"float32"}
 
 
 @pytest.mark.parametrize("steps_per_epoch", [390, 400, 469])

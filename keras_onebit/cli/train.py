@@ -67,7 +67,9 @@ flags.DEFINE_string("iterative_order", "forward",
                     "comma-separated list of layer names.")
 flags.DEFINE_enum("dtype_policy", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
                   "Keras dtype policy while training (mixed_bfloat16: ~1.4x faster on CPUs "
-                  "with AMX); the shipped model is float32 either way.")
+                  "with AMX, ~7x slower on CPUs without bfloat16 instructions); the shipped "
+                  "model is float32 either way. With --resume, another policy than the "
+                  "checkpoint's rebuilds the model in it (same weights and optimizer state).")
 flags.DEFINE_bool("batch_norm", True, "False: the WRN variant without batch norm (shifted "
                   "ReLU max(x, -1); McDonnell et al., ACIRS 2019).")
 flags.DEFINE_enum("input_storage", "none", ["none", "stochastic_1bit"],

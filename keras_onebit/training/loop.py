@@ -340,6 +340,42 @@ def load_checkpoint(out_dir):
                           f"({reason}); {_start_over(out_dir)}.") from e
 
 
+def in_run_policy(model, config, steps_per_epoch):
+    """`model`, a restored checkpoint, in the run's dtype policy (the global one
+    while the run trains): itself when its layers already compute so, else the
+    run's model rebuilt in that policy with the checkpoint's weights, loss and
+    optimizer state (step count, momentum). A run so moves between machines:
+    bfloat16 pays on CPUs with bfloat16 instructions (AMX, AVX512_BF16) and
+    costs several times float32's step time without them (docs/TRAINING.md)."""
+    fresh = make_model(config)
+    if layer_policies(fresh) == layer_policies(model):
+        return model
+    compile_model(fresh, config, steps_per_epoch, isinstance(model.loss, DistillationLoss))
+    fresh.set_weights(model.get_weights())
+    copy_optimizer_state(model.optimizer, fresh.optimizer, fresh.trainable_variables)
+    print(f"{config.out_dir}: the checkpoint computes in {model.dtype_policy.name}; resumed in "
+          f"{config.dtype_policy} with its weights and optimizer state")
+    return fresh
+
+
+def layer_policies(model):
+    return [layer.dtype_policy.name for layer in model.layers]
+
+
+def copy_optimizer_state(source, target, variables):
+    """Builds `target` for `variables` and gives it `source`'s state; the loss
+    scaling of mixed_float16 (a LossScaleOptimizer around the SGD) is left out."""
+    source = getattr(source, "inner_optimizer", source)
+    target = getattr(target, "inner_optimizer", target)
+    target.build(variables)
+    shapes = [tuple(v.shape) for v in source.variables]
+    if shapes != [tuple(v.shape) for v in target.variables]:
+        raise ConfigError(f"the checkpoint's optimizer state ({len(shapes)} variables) does not "
+                          "fit the run's model; resume with the checkpoint's --dtype_policy.")
+    for old, new in zip(source.variables, target.variables, strict=True):
+        new.assign(old)
+
+
 def prepare(config, resume):
     """Loads the data and builds (or restores) the model inside the strategy."""
     data = datasets.load_dataset(config.dataset, config.data_dir, config.download)
@@ -359,7 +395,7 @@ def prepare(config, resume):
     strategy = distribute.make_strategy(config.strategy, config.devices)
     with strategy.scope():
         if start:
-            model = load_checkpoint(config.out_dir)
+            model = in_run_policy(load_checkpoint(config.out_dir), config, steps)
         else:
             model = build(config, steps)
     distribute.patch_for_multi_worker(model, strategy, data["x_train"], data["y_train"])
@@ -391,7 +427,7 @@ def dtype_policy(name):
 def float32_copy(model, config):
     """The trained model rebuilt in float32 with the same weights (the model
     a mixed-precision run ships); `model` itself when it is float32 already
-    (judged by its layers, so a mixed checkpoint resumed as float32 is copied too)."""
+    (judged by its layers)."""
     if all(layer.dtype_policy.name == "float32" for layer in model.layers):
         return model
     with dtype_policy("float32"):
