@@ -141,7 +141,7 @@ def test_resumed_run_continues_at_same_step_and_rate(tmp_path):
     assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
 
 
-def test_mixed_bfloat16_run_ships_the_trained_weights_in_float32(tmp_path):
+def test_mixed_bfloat16_run_ships_the_trained_weights_in_float32(tmp_path, capsys):
     config = RunConfig(model="wrn_20_1", dataset="cifar10", epochs=1, batch_size=50,
                        train_limit=100, out_dir=str(tmp_path / "run"), verbose=0, first_cycle=1,
                        dtype_policy="mixed_bfloat16")
@@ -162,7 +162,9 @@ def test_mixed_bfloat16_run_ships_the_trained_weights_in_float32(tmp_path):
     # Resumed in float32 (a machine without bfloat16 instructions): the checkpoint's model
     # rebuilt in float32 with its weights and optimizer state, then trained on.
     config.dtype_policy, config.epochs = "float32", 2
+    capsys.readouterr()
     _, restored, _, start, _ = prepare(config, resume=True)
+    assert "checkpoint computes in mixed_bfloat16; resumed in float32" in capsys.readouterr().out
     assert start == 1 and {layer.dtype_policy.name for layer in restored.layers} == {"float32"}
     for a, b in zip(restored.get_weights(), checkpoint.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -348,12 +348,14 @@ def in_run_policy(model, config, steps_per_epoch):
     bfloat16 pays on CPUs with bfloat16 instructions (AMX, AVX512_BF16) and
     costs several times float32's step time without them (docs/TRAINING.md)."""
     fresh = make_model(config)
-    if layer_policies(fresh) == layer_policies(model):
+    saved, wanted = layer_policies(model), layer_policies(fresh)
+    if saved == wanted:
         return model
     compile_model(fresh, config, steps_per_epoch, isinstance(model.loss, DistillationLoss))
     fresh.set_weights(model.get_weights())
     copy_optimizer_state(model.optimizer, fresh.optimizer, fresh.trainable_variables)
-    print(f"{config.out_dir}: the checkpoint computes in {model.dtype_policy.name}; resumed in "
+    was = next((a for a, b in zip(saved, wanted, strict=False) if a != b), "another policy")
+    print(f"{config.out_dir}: the checkpoint computes in {was}; resumed in "
           f"{config.dtype_policy} with its weights and optimizer state")
     return fresh
 
