@@ -142,7 +142,7 @@ def runs(tmp_path_factory):
         "hub_list": (["hub", "list"],), "train_batch_size_0": (["train", "--batch_size", "0"],),
         "hub_verify_offline": (USER_ERRORS["hub_verify_offline"][0], offline),
         "train_on_jax": (["train", "--model", "wrn_20_1", "--dataset", "mnist", "--epochs", "1",
-                          "--train_limit", "125",
+                          "--train_limit", "125", "--test_limit", "200",
                           "--out", str(tmp / "jax_run"), "--verbose", "0", "--threads", "1"],
                          quiet_env(KERAS_BACKEND="jax")),
     }

@@ -17,7 +17,8 @@ import pytest
 import keras_onebit  # registers the layers for load_model
 
 TRAIN_ARGS = ["--model", "wrn_20_1", "--dataset", "cifar10", "--epochs", "1",
-              "--batch_size", "40", "--train_limit", "160", "--verbose", "0"]
+              "--batch_size", "40", "--train_limit", "160", "--test_limit", "200",
+              "--verbose", "0"]
 
 MIRRORED = textwrap.dedent("""
     import sys, numpy as np, tensorflow as tf
@@ -26,7 +27,7 @@ MIRRORED = textwrap.dedent("""
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from keras_onebit.training.loop import RunConfig, fit
     config = RunConfig(model="wrn_20_1", epochs=1, batch_size=40, train_limit=160,
-                       strategy="mirrored", devices=("/cpu:0", "/cpu:1"),
+                       test_limit=200, strategy="mirrored", devices=("/cpu:0", "/cpu:1"),
                        out_dir=sys.argv[1], verbose=0)
     _, model = fit(config, resume=False)  # fit: no final evaluation of 10,000 images
     replicas = 0
@@ -48,7 +49,7 @@ DATA_PARALLEL = textwrap.dedent("""
     def run(strategy, out):
         keras.utils.set_random_seed(0)
         config = RunConfig(model="wrn_20_1", epochs=1, batch_size=40, train_limit=40,
-                           strategy=strategy, out_dir=out, verbose=0)
+                           test_limit=200, strategy=strategy, out_dir=out, verbose=0)
         _, model = fit(config, resume=False)  # no final evaluation of 10,000 images
         return [np.asarray(w) for w in model.trainable_weights], int(model.optimizer.iterations)
 

@@ -123,7 +123,8 @@ def test_missing_and_malformed_data_are_named(tmp_path):
 
 def test_resumed_run_continues_at_same_step_and_rate(tmp_path):
     config = RunConfig(model="wrn_20_1", dataset="cifar10", epochs=2, batch_size=50,
-                       train_limit=200, out_dir=str(tmp_path / "run"), verbose=0, first_cycle=1)
+                       train_limit=200, test_limit=600, out_dir=str(tmp_path / "run"),
+                       verbose=0, first_cycle=1)
     _, model = fit(config, resume=False)  # the first part needs no final evaluation
     assert int(model.optimizer.iterations.numpy()) == 8
     config.epochs = 3
@@ -133,18 +134,17 @@ def test_resumed_run_continues_at_same_step_and_rate(tmp_path):
     assert float(resumed.optimizer.learning_rate) == pytest.approx(float(schedule(12)))
     log = (tmp_path / "run" / "log.csv").read_text().strip().splitlines()
     assert [row.split(",")[0] for row in log[1:]] == ["0", "1", "2"]
-    assert metrics["exact_test_images"] == 1000
+    assert metrics["test_images"] == metrics["exact_test_images"] == 600  # --test_limit
     d = datasets.load_dataset("cifar10")
-    exact = d["test_exact_mask"]
-    pred = resumed.predict(d["x_test"][exact].astype("float32"), verbose=0).argmax(1)
-    assert metrics["exact_test_accuracy"] == pytest.approx((pred == d["y_test"][exact]).mean())
+    pred = resumed.predict(d["x_test"][:600].astype("float32"), verbose=0).argmax(1)
+    assert metrics["exact_test_accuracy"] == pytest.approx((pred == d["y_test"][:600]).mean())
     assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
 
 
 def test_mixed_bfloat16_run_ships_the_trained_weights_in_float32(tmp_path, capsys):
     config = RunConfig(model="wrn_20_1", dataset="cifar10", epochs=1, batch_size=50,
-                       train_limit=100, out_dir=str(tmp_path / "run"), verbose=0, first_cycle=1,
-                       dtype_policy="mixed_bfloat16")
+                       train_limit=100, test_limit=200, out_dir=str(tmp_path / "run"),
+                       verbose=0, first_cycle=1, dtype_policy="mixed_bfloat16")
     model, metrics = train(config)
     assert keras.config.dtype_policy().name == "float32"
     checkpoint = keras.models.load_model(tmp_path / "run" / "checkpoint.keras")
@@ -155,8 +155,8 @@ def test_mixed_bfloat16_run_ships_the_trained_weights_in_float32(tmp_path, capsy
         for a, b in zip(shipped.get_weights(), checkpoint.get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)
     data = datasets.load_dataset("cifar10")
-    data["x_test"], data["y_test"] = data["x_test"][:1000], data["y_test"][:1000]
-    data["test_exact_mask"] = data["test_exact_mask"][:1000]
+    data["x_test"], data["y_test"] = data["x_test"][:200], data["y_test"][:200]
+    data["test_exact_mask"] = data["test_exact_mask"][:200]
     assert evaluate(final, data)["exact_test_accuracy"] == metrics["exact_test_accuracy"]
 
     # Resumed in float32 (a machine without bfloat16 instructions): the checkpoint's model
@@ -200,7 +200,8 @@ def test_train_command_writes_a_hub_entry_that_loads_as_the_final_model(tmp_path
     run, hub_root = tmp_path / "run", tmp_path / "hub"
     hub_root.mkdir()
     args = ["--model", "wrn_20_1", "--epochs", "1", "--first_cycle", "1", "--batch_size", "50",
-            "--train_limit", "100", "--threads", "1", "--verbose", "0", "--out", str(run),
+            "--train_limit", "100", "--test_limit", "200", "--threads", "1", "--verbose", "0",
+            "--out", str(run),
             "--hub", str(hub_root), "--hub_notes", "a test run"]
     proc = subprocess.run([sys.executable, "-m", "keras_onebit", "train", *args], cwd=ROOT,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
@@ -212,6 +213,8 @@ def test_train_command_writes_a_hub_entry_that_loads_as_the_final_model(tmp_path
     assert (entry / "curves.png").read_bytes() == (run / "curves.png").read_bytes()
     card = (entry / "MODEL_CARD.md").read_text()
     assert "![training curves](curves.png)" in card and card.rstrip().endswith("a test run")
+    assert "(standard error" in card and "200 images)" in card  # measured on --test_limit 200
+    assert "eval --limit 200 --model wrn_20_1-cifar10-1bit --dataset cifar10" in card
     images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     final = keras.models.load_model(run / "final.keras")
     # hub.load refuses a folder named as a project id that holds other weights: read the archive

@@ -45,6 +45,9 @@ flags.DEFINE_bool("download", False,
                   "sha256-checked; needs network).")
 flags.DEFINE_integer("train_limit", 0, "Use only the first N training images (0: all).",
                      lower_bound=0)
+flags.DEFINE_integer("test_limit", 0, "Evaluate (each epoch and at the end) on only the first N "
+                     "test images (0: all; CIFAR-10's first 1000 are its exact ones): for "
+                     "smoke runs.", lower_bound=0)
 flags.DEFINE_string("out", None, "Run folder (default runs/<model id>).")
 flags.DEFINE_bool("resume", False, "Continue from the run folder's last checkpoint.")
 flags.DEFINE_bool("overwrite", False, "Start over in a run folder that holds a run (its "
@@ -132,7 +135,7 @@ def config_from_flags():
         augmentation=FLAGS.augmentation, zero_momentum_at_restart=FLAGS.zero_momentum_at_restart,
         recompute_bn_batches=FLAGS.recompute_bn_batches, seed=FLAGS.seed,
         data_dir=FLAGS.data_dir, download=FLAGS.download, train_limit=FLAGS.train_limit,
-        strategy=FLAGS.strategy,
+        test_limit=FLAGS.test_limit, strategy=FLAGS.strategy,
         devices=tuple(FLAGS.devices), iterative_epochs=FLAGS.iterative_epochs,
         iterative_order=FLAGS.iterative_order, verbose=FLAGS.verbose,
         dtype_policy=FLAGS.dtype_policy, batch_norm=FLAGS.batch_norm,
@@ -183,8 +186,10 @@ def main(argv):
         from keras_onebit import hub
 
         command = "python -m keras_onebit " + shlex.join(sys.argv[1:])
-        metrics = {**metrics, "command": f"python -m keras_onebit eval --model "
-                                         f"{config.model_id} --dataset {config.dataset}"}
+        check = (f"python -m keras_onebit eval --limit {config.test_limit} --model "
+                 f"{config.model_id} --dataset {config.dataset}")
+        check = check.replace("eval --limit 0 ", "eval ")  # 0: all test images
+        metrics = {**metrics, "command": check}
         path = hub.save_entry(model, f"{FLAGS.hub}/{config.model_id}", config.model_id,
                               factory=config.model,
                               factory_kwargs={"binary": config.binary,

@@ -63,6 +63,7 @@ class RunConfig:
     data_dir: str | None = None
     download: bool = False
     train_limit: int = 0
+    test_limit: int = 0  # evaluate (each epoch and at the end) on the first N test images
     out_dir: str = "runs/wrn_20_1-cifar10-1bit"
     strategy: str = "default"
     devices: tuple = ()
@@ -385,6 +386,10 @@ def prepare(config, resume):
     if config.train_limit:
         data["x_train"] = data["x_train"][: config.train_limit]
         data["y_train"] = data["y_train"][: config.train_limit]
+    if config.test_limit:
+        for key in ("x_test", "y_test", "test_exact_mask"):
+            if key in data:
+                data[key] = data[key][: config.test_limit]
     if config.teacher:
         data["teacher"] = load_teacher(config.teacher, (images, len(data["x_train"])),
                                        datasets.CLASSES[config.dataset])[:len(data["x_train"])]
