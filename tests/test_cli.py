@@ -51,6 +51,16 @@ USER_ERRORS = {
     "train_teacher_missing": (["train", "--teacher", "missing.npy"], "--teacher missing.npy"),
     "train_distill_not_at_restart": (["train", "--teacher", "t.npy", "--distill_from_epoch",
                                       "3"], "end of a warm-restart cycle"),
+    # a flag without effect in the combination given (train's check_flag_combinations)
+    "train_distill_from_epoch_alone": (["train", "--distill_from_epoch", "2"],
+                                       "--distill_from_epoch has no effect without --teacher"),
+    "train_storage_scale_alone": (["train", "--storage_scale", "p99"],
+                                  "--storage_scale has no effect without --input_storage"),
+    "train_iterative_order_alone": (["train", "--iterative_order", "reverse"],
+                                    "--iterative_order has no effect"),
+    "train_hub_default_alone": (["train", "--hub_default"],
+                                "--hub_default has no effect without --hub"),
+    "train_resume_and_overwrite": (["train", "--resume", "--overwrite"], "give one of the two"),
     "teacher_without_out": (["teacher", "--model", "wrn_20_1"], "--out"),
     "teacher_factory_without_weights": (["teacher", "--model", "wrn_20_1", "--out", "t.npy"],
                                         "--model wrn_20_1 is a factory name without weights"),
@@ -152,6 +162,9 @@ def runs(tmp_path_factory):
         if name not in STANDALONE:
             drivers[args[0]][name] = (args, False)
     drivers["train"]["debug"] = (["train", "--out", "/proc/x", "--debug"], False)
+    (tmp / "held").mkdir()
+    (tmp / "held" / "state.json").write_text('{"epochs_done": 3}')
+    drivers["train"]["held_run"] = (["train", "--out", str(tmp / "held")], False)
     drivers["export"]["full_disk"] = (["export", "--model", "wrn_20_1", "--seeded", "--formats",
                                        "float", "--images", "1", "--out", str(tmp / "full")], True)
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
@@ -187,6 +200,13 @@ def test_full_disk_during_export_is_one_line_naming_the_folder(runs):
     assert os.strerror(errno.ENOSPC) in line and str(runs["tmp"] / "full") in line
     assert "--out" in line  # what to do
     assert not list((runs["tmp"] / "full").rglob("*.tmp"))  # nothing half-written left
+
+
+def test_a_run_folder_holding_a_run_is_not_replaced_unasked(runs):
+    held = runs["tmp"] / "held"
+    line = error_line(runs["held_run"], "train")
+    assert f"--out {held} holds a run (state.json)" in line and "--overwrite" in line
+    assert (held / "state.json").read_text() == '{"epochs_done": 3}'
 
 
 def test_offline_hub_verify_is_one_line(runs):
@@ -275,7 +295,7 @@ def test_a_command_on_jax_is_quiet_too(runs):
     proc = runs["train_on_jax"]
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not [word for word in TF_NOISE if word in proc.stdout + proc.stderr], proc.stderr
-    assert "final: test_images=10000" in proc.stdout
+    assert "final: test_images=200," in proc.stdout  # --test_limit 200
 
 
 def test_hub_list_shows_size_and_recorded_accuracy(runs):
