@@ -16,7 +16,14 @@ from keras_onebit.training import (
     restart_epochs,
     train_dataset,
 )
-from keras_onebit.training.loop import RunConfig, evaluate, fit, prepare, train
+from keras_onebit.training.loop import (
+    RunConfig,
+    evaluate,
+    first_test_images,
+    fit,
+    prepare,
+    train,
+)
 
 
 def test_restart_epochs_of_the_paper():
@@ -154,9 +161,7 @@ def test_mixed_bfloat16_run_ships_the_trained_weights_in_float32(tmp_path, capsy
         assert {layer.dtype_policy.name for layer in shipped.layers} == {"float32"}
         for a, b in zip(shipped.get_weights(), checkpoint.get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)
-    data = datasets.load_dataset("cifar10")
-    data["x_test"], data["y_test"] = data["x_test"][:200], data["y_test"][:200]
-    data["test_exact_mask"] = data["test_exact_mask"][:200]
+    data = first_test_images(datasets.load_dataset("cifar10"), 200)
     assert evaluate(final, data)["exact_test_accuracy"] == metrics["exact_test_accuracy"]
 
     # Resumed in float32 (a machine without bfloat16 instructions): the checkpoint's model

@@ -186,9 +186,9 @@ def main(argv):
         from keras_onebit import hub
 
         command = "python -m keras_onebit " + shlex.join(sys.argv[1:])
-        check = (f"python -m keras_onebit eval --limit {config.test_limit} --model "
-                 f"{config.model_id} --dataset {config.dataset}")
-        check = check.replace("eval --limit 0 ", "eval ")  # 0: all test images
+        evaluate = f"eval --limit {config.test_limit} " if config.test_limit else "eval "
+        check = (f"python -m keras_onebit {evaluate}--model {config.model_id} "
+                 f"--dataset {config.dataset}")
         metrics = {**metrics, "command": check}
         path = hub.save_entry(model, f"{FLAGS.hub}/{config.model_id}", config.model_id,
                               factory=config.model,

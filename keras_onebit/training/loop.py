@@ -379,6 +379,12 @@ def copy_optimizer_state(source, target, variables):
         new.assign(old)
 
 
+def first_test_images(data, count):
+    """The data set with only its first `count` test images (`--test_limit`)."""
+    return {key: value[:count] if key in ("x_test", "y_test", "test_exact_mask") else value
+            for key, value in data.items()}
+
+
 def prepare(config, resume):
     """Loads the data and builds (or restores) the model inside the strategy."""
     data = datasets.load_dataset(config.dataset, config.data_dir, config.download)
@@ -387,9 +393,7 @@ def prepare(config, resume):
         data["x_train"] = data["x_train"][: config.train_limit]
         data["y_train"] = data["y_train"][: config.train_limit]
     if config.test_limit:
-        for key in ("x_test", "y_test", "test_exact_mask"):
-            if key in data:
-                data[key] = data[key][: config.test_limit]
+        data = first_test_images(data, config.test_limit)
     if config.teacher:
         data["teacher"] = load_teacher(config.teacher, (images, len(data["x_train"])),
                                        datasets.CLASSES[config.dataset])[:len(data["x_train"])]
