@@ -6,7 +6,8 @@
 
 Architecture, lower first (a module imports only those above it in this list;
 no import circles): base modules `errors` (the error tree, `one_line`),
-`fileio` (checked reads, atomic writes, JSON), `lazy` (TensorFlow on first
+`fileio` (checked reads, atomic writes, JSON), `model_files` (.keras
+files saved atomically, loaded with checks), `lazy` (TensorFlow on first
 use), `compat` (every private Keras / TensorFlow API, with its reason),
 `layer_walk` (every layer of a model); `quantizers` (sign quantizers, larq
 style) < `constraints`, `activations`, `activation_storage` (stochastic one-bit

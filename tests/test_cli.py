@@ -165,6 +165,8 @@ def runs(tmp_path_factory):
     (tmp / "held").mkdir()
     (tmp / "held" / "state.json").write_text('{"epochs_done": 3}')
     drivers["train"]["held_run"] = (["train", "--out", str(tmp / "held")], False)
+    (tmp / "cut.keras").write_bytes(b"PK\x03\x04" + bytes(60))  # a zip's first bytes only
+    drivers["eval"]["cut_keras_file"] = (["eval", "--model", str(tmp / "cut.keras")], False)
     drivers["export"]["full_disk"] = (["export", "--model", "wrn_20_1", "--seeded", "--formats",
                                        "float", "--images", "1", "--out", str(tmp / "full")], True)
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
@@ -207,6 +209,12 @@ def test_a_run_folder_holding_a_run_is_not_replaced_unasked(runs):
     line = error_line(runs["held_run"], "train")
     assert f"--out {held} holds a run (state.json)" in line and "--overwrite" in line
     assert (held / "state.json").read_text() == '{"epochs_done": 3}'
+
+
+def test_a_cut_keras_file_is_one_line_naming_it(runs):
+    line = error_line(runs["cut_keras_file"], "eval")
+    assert f"--model {runs['tmp'] / 'cut.keras'}: not a complete .keras file" in line
+    assert "64 bytes" in line
 
 
 def test_offline_hub_verify_is_one_line(runs):

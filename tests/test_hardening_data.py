@@ -19,6 +19,7 @@ from scipy.io import savemat
 
 import keras_onebit as kob
 from keras_onebit import data as datasets
+from keras_onebit import model_files
 from keras_onebit.errors import ConfigError, Error
 from keras_onebit.hub import MatFormatError, mcdonnell
 from tests.conftest import tree_state
@@ -327,7 +328,7 @@ def test_truncated_checkpoint_on_resume_names_the_file(tmp_path, unchanged, dama
                             epochs=2, batch_size=50, train_limit=100, out_dir=str(out),
                             verbose=0)
     model = loop.build(config, 2)
-    loop.save_model_atomic(model, out / loop.CHECKPOINT)
+    model_files.save_model(model, out / loop.CHECKPOINT)
     (out / loop.STATE).write_text(json.dumps({"epochs_done": 1, "step": 2}))
     checkpoint = out / loop.CHECKPOINT
     if damage == "truncate":

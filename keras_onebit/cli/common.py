@@ -8,8 +8,7 @@ import pathlib
 from absl import flags
 
 from keras_onebit import _startup as startup
-from keras_onebit.errors import ConfigError, Error, one_line
-from keras_onebit.fileio import regular_file
+from keras_onebit.errors import ConfigError
 
 
 def writable_folder(path, flag):
@@ -130,22 +129,9 @@ def build_model(spec, weights=None, dataset="cifar10"):
 def load_keras_file(path, flag):
     """The model in a .keras file; a file that is not a regular file or that Keras
     cannot read is a one-line ConfigError naming `flag`."""
-    import zipfile
+    from keras_onebit import model_files
 
-    import keras
-
-    path = regular_file(path, "a .keras model file", ConfigError)
-    if not zipfile.is_zipfile(path):
-        raise ConfigError(f"{flag} {path}: not a .keras file (a .keras model is a zip "
-                          f"archive; this one is truncated or of another kind, "
-                          f"{path.stat().st_size:,} bytes).")
-    try:
-        return keras.saving.load_model(path)
-    except Exception as e:  # Keras raises ValueError, TypeError, KeyError, OSError...
-        if isinstance(e, Error):
-            raise
-        reason = one_line(f"{type(e).__name__}: {e}")
-        raise ConfigError(f"{flag} {path}: Keras cannot load this model ({reason}).") from e
+    return model_files.load_model(path, f"{flag} {path}", ConfigError)
 
 
 def check_input_shape(model, images, flag, dataset):

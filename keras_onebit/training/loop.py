@@ -12,7 +12,6 @@ so final.keras, the metrics and a hub entry are of the model as shipped.
 import contextlib
 import dataclasses
 import json
-import os
 import pathlib
 import zipfile
 
@@ -20,8 +19,8 @@ import keras
 import numpy as np
 
 from keras_onebit import data as datasets
-from keras_onebit import fileio, models
-from keras_onebit.errors import ConfigError, one_line
+from keras_onebit import fileio, model_files, models
+from keras_onebit.errors import ConfigError
 from keras_onebit.fileio import regular_file
 from keras_onebit.lazy import tensorflow as tf
 from keras_onebit.training import distribute
@@ -142,13 +141,6 @@ def write_json(path, value):
     fileio.write_json(path, value, error=ConfigError)
 
 
-def save_model_atomic(model, path):
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves model + optimizer and the epoch count after every epoch."""
 
@@ -160,7 +152,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         target = self.out_dir if self.is_chief else self.out_dir / f"worker_{distribute.task_id()}"
         target.mkdir(parents=True, exist_ok=True)
-        save_model_atomic(self.model, target / CHECKPOINT)
+        model_files.save_model(self.model, target / CHECKPOINT)
         write_json(target / STATE, {"epochs_done": epoch + 1,
                                     "step": int(self.model.optimizer.iterations.numpy())})
 
@@ -329,16 +321,8 @@ def load_checkpoint(out_dir):
     if not path.is_file():
         raise ConfigError(f"{path}: cannot resume, the checkpoint is missing although "
                           f"{STATE} records finished epochs; {_start_over(out_dir)}.")
-    if not zipfile.is_zipfile(path):
-        raise ConfigError(f"{path}: cannot resume, the checkpoint is truncated or corrupt "
-                          f"(not a complete .keras zip, {path.stat().st_size} bytes); "
-                          f"{_start_over(out_dir)}.")
-    try:
-        return keras.models.load_model(path)
-    except Exception as e:  # Keras raises ValueError, KeyError, OSError, zipfile errors...
-        reason = one_line(f"{type(e).__name__}: {e}", 200)
-        raise ConfigError(f"{path}: cannot resume, the checkpoint is truncated or corrupt "
-                          f"({reason}); {_start_over(out_dir)}.") from e
+    return model_files.load_model(path, f"{path}: cannot resume", ConfigError,
+                                  f"; {_start_over(out_dir)}")
 
 
 def in_run_policy(model, config, steps_per_epoch):
@@ -522,7 +506,7 @@ def train(config, resume=False):
     metrics = {**evaluate(model, data), "epochs": config.epochs,
                "train_images": len(data["x_train"])}
     if distribute.is_chief():
-        save_model_atomic(model, out / "final.keras")
+        model_files.save_model(model, out / "final.keras")
         write_json(out / "metrics.json", metrics)
         plot_curves(out / LOG, out / CURVES, title=config.model_id,
                     marks=curve_marks(config))
