@@ -31,7 +31,7 @@ def model(data):
     model = kob.models.wrn(8, 1, classifier_activation=None)
     model.compile(keras.optimizers.Adam(2e-3),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(data["train"], data["labels"], batch_size=64, epochs=3, verbose=0)
+    model.fit(data["train"], data["labels"], batch_size=64, epochs=2, verbose=0)
     return calibrate_batchnorm(model, data["train"][:2000])
 
 
@@ -169,7 +169,8 @@ def test_packed_int8_agrees_with_keras_and_int8(converted, reference, data):
     # in LiteRT its convs run on the builtin kernels instead of XNNPACK, which
     # round a few values differently. On this tiny, briefly trained model int8
     # itself agrees 0.966-0.99 with Keras (test_quantized_agrees_with_keras);
-    # packed_int8 measured 0.982, flips only among near-ties.
+    # packed_int8 measured 0.982 (0.996 with int8), flips only among near-ties.
+    # Trained one epoch instead of two, the logits are nearer ties: 0.976 with int8.
     assert result["images"] == 500 and result["argmax_agreement"] >= 0.96
     top2 = np.sort(reference, axis=1)[:, -2:]
     margin = top2[:, 1] - top2[:, 0]
@@ -184,7 +185,8 @@ def test_quantized_agrees_with_keras(fmt, converted, reference, data):
     out = report.litert_outputs(converted(fmt), data["test"])
     result = report.compare(reference, out)
     print(fmt, result)
-    # Measured 0.966-0.99 on this tiny, briefly trained model (the value moves with
+    # Measured 0.966-0.99 on this tiny, briefly trained model (3 epochs; 0.978 / 0.982
+    # for int8 / int4 after the 2 it trains now; the value moves with
     # the CPU's oneDNN kernels): per-tensor int8 activations cost a few percent of
     # the logit scale, so only near-ties may flip: every image whose top-1 differs
     # is among the quarter of images with the smallest Keras top-2 logit margin
