@@ -5,6 +5,8 @@ the project never ships them (their home is upstream; see pretrained/index.json)
 Full-test-set and 1000-image numbers: docs/HUB.md (too slow for the test suite).
 """
 
+import functools
+
 import keras
 import numpy as np
 import pytest
@@ -31,11 +33,17 @@ def reference(shared):
     return shared / "reference" / "mcdonnell-wrn-20-10"
 
 
+def import_official(reference, root, dataset):
+    for model_id, name in FILES.items():
+        if f"-{dataset}-" in model_id:
+            assert hub.import_mcdonnell(reference / name, root).name == model_id
+
+
 @pytest.fixture(scope="session")
 def official_hub(reference, tmp_path_factory):
+    """The CIFAR-10 imports (the CIFAR-100 ones only where a test uses them)."""
     root = tmp_path_factory.mktemp("official_hub")
-    for model_id, name in FILES.items():
-        assert hub.import_mcdonnell(reference / name, root).name == model_id
+    import_official(reference, root, "cifar10")
     return root
 
 
@@ -44,6 +52,12 @@ def official(official_hub, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_ONEBIT_HUB", str(official_hub))
     monkeypatch.setenv("KERAS_ONEBIT_CACHE", str(tmp_path / "cache"))
     return official_hub
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    """hub.load, once per model id for this file's tests (a WRN-20-10 takes seconds)."""
+    return functools.cache(hub.load)
 
 
 @pytest.fixture(scope="session")
@@ -66,8 +80,8 @@ def test_manifest_sha256_is_that_of_the_reference_files(reference):
 
 
 @pytest.mark.parametrize("model_id", sorted(EXPECTED_KEY))
-def test_imported_logits_match_reference(official, cifar10, expected, model_id):
-    model = hub.load(model_id)
+def test_imported_logits_match_reference(official, loaded, cifar10, expected, model_id):
+    model = loaded(model_id)
     assert hub.resolve(model_id)[1] == official / model_id
     config = hub.read_config(official / model_id)
     assert config["source"]["sha256"] == registry.manifest_entries()[model_id]["sha256"]
@@ -76,10 +90,10 @@ def test_imported_logits_match_reference(official, cifar10, expected, model_id):
 
 
 @pytest.mark.parametrize("model_id", sorted(EXPECTED_KEY))
-def test_accuracy_on_exact_subset(official, cifar10, model_id):
+def test_accuracy_on_exact_subset(official, loaded, cifar10, model_id):
     n = 100
     assert cifar10["test_exact_mask"][:n].all()
-    probs = hub.load(model_id).predict(cifar10["x_test"][:n].astype("float32"), batch_size=50,
+    probs = loaded(model_id).predict(cifar10["x_test"][:n].astype("float32"), batch_size=50,
                                        verbose=0)
     accuracy = 100.0 * np.mean(probs.argmax(1) == cifar10["y_test"][:n])
     assert accuracy >= 95.0, accuracy  # published 96.25 / 96.18 on all 10000 exact images
@@ -99,12 +113,13 @@ def test_factory_weights_argument(official, cifar10, expected):
 
 
 @slow  # 45 s; the CIFAR-10 import tests stay fast
-def test_cifar100_layouts_load_and_agree(official, cifar10):
+def test_cifar100_layouts_load_and_agree(official, reference, cifar10):
     """No CIFAR-100 test set here, so the two independently trained CIFAR-100 nets
     (Keras and MATLAB layouts) are compared with each other on CIFAR-10 images: imported
     right they pick the same top-1 class on 53.0% of these 300 (59% of 1000); the MATLAB
     net imported with the wrong padding ("same" instead of its symmetric padding) on
     39.7% (43%). The test runs that wrong import too, so it shows it tells them apart."""
+    import_official(reference, official, "cifar100")
     x = cifar10["x_test"][:AGREEMENT_IMAGES].astype("float32")
     keras_model = kob.models.wrn_20_10(classes=100, weights="cifar100")
     matlab_model = hub.load("wrn_20_10-cifar100-1bit-matlab")
