@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 # loads it without its C++ log lines.
 import keras_onebit._startup  # noqa: F401
 
-if not keras_onebit._startup.overview_only():  # `python -m keras_onebit --help` needs none
+if not keras_onebit._startup.light_start():  # `--help` and `hub list` of the CLI need none
     from keras_onebit import activation_storage, data, hub, layers, models, quantizers, training
     from keras_onebit.activation_storage import BitMaskReLU, StochasticBinaryStorage
     from keras_onebit.data import DataError

@@ -18,7 +18,8 @@ TensorFlow's usual behaviour. `--debug`
 on the command line shows everything (TensorFlow's lines and tracebacks).
 `python -m keras_onebit --help` (or no command) prints the overview of the
 commands without importing TensorFlow or the library (`overview_only()`):
-instant, where the import takes several seconds.
+instant, where the import takes several seconds; so do `hub list`, `hub default`
+and `hub verify` (`light_start()`), which import only the hub's file handling.
 
 This module imports nothing but the standard library and keras_onebit.errors;
 on Keras's TensorFlow backend it first checks that some TensorFlow is installed (a
@@ -43,6 +44,9 @@ FULL_HELP_ARGS = ("--helpfull",)
 # First arguments that ask for the overview of the commands, which needs
 # neither TensorFlow nor the library.
 OVERVIEW_ARGS = HELP_ARGS + FULL_HELP_ARGS + ("help",)
+# Commands that read only JSON files and checksums (the hub's list, default and
+# verify): they answer at once, without the seconds that importing TensorFlow takes.
+LIGHT_COMMANDS = (("hub", "list"), ("hub", "default"), ("hub", "verify"))
 
 
 def launched_as_cli(orig_argv=None):
@@ -136,11 +140,25 @@ def overview_only(args=None, orig_argv=None):
     return not args or args[0] in OVERVIEW_ARGS
 
 
+def light_start(args=None, orig_argv=None):
+    """True when this process is `python -m keras_onebit` with a top-level help
+    request or one of LIGHT_COMMANDS, which need neither TensorFlow nor Keras: the
+    library's package then imports none of its parts, and the command imports what
+    it uses (`args`: the arguments after the program name)."""
+    if overview_only(args, orig_argv):
+        return True
+    if not launched_as_cli(orig_argv):
+        return False
+    args = [arg for arg in (sys.argv[1:] if args is None else args)
+            if not debug_requested([arg])]
+    return tuple(args[:2]) in LIGHT_COMMANDS
+
+
 def quiet_start():
     """In `python -m keras_onebit` without `--debug`: TF_CPP_MIN_LOG_LEVEL=3 by
     default and a silent TensorFlow import (none for the overview of the
     commands). Returns True when it imported TensorFlow so."""
-    if not launched_as_cli() or debug_requested(sys.argv[1:]) or overview_only():
+    if not launched_as_cli() or debug_requested(sys.argv[1:]) or light_start():
         return False
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     load_backend_quietly()

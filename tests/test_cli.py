@@ -231,15 +231,22 @@ def test_help_describes_each_command(runs):
     assert "--help" in proc.stdout and "--debug" in proc.stdout
 
 
-@pytest.mark.parametrize("args", [["--help"], ["help"], ["--debug", "-h"], []])
-def test_overview_imports_neither_tensorflow_nor_keras(args):
+@pytest.mark.parametrize("args, says", [
+    (["--help"], "usage: python -m keras_onebit"), (["help"], "usage: python -m keras_onebit"),
+    (["--debug", "-h"], "usage: python -m keras_onebit"), ([], "usage: python -m keras_onebit"),
+    (["hub", "list"], "hub folders searched"), (["hub", "default"], "-cifar10-1bit"),
+    (["--debug", "hub", "verify"], "verify needs --entry"),
+])
+def test_overview_and_hub_listing_import_neither_tensorflow_nor_keras(args, says):
+    """The overview and the hub's list, default and verify answer in well under a
+    second: they import neither TensorFlow nor Keras (importing them takes ~6 s)."""
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "keras_onebit", *args],
                           cwd=ROOT, env=quiet_env(), capture_output=True, text=True, timeout=60)
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
                 if line.startswith("import time:")}
     assert "keras_onebit._startup" in imported
     assert not {name for name in imported if name.split(".")[0] in ("tensorflow", "keras")}
-    assert "usage: python -m keras_onebit" in proc.stdout + proc.stderr
+    assert says in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -249,6 +256,15 @@ def test_overview_imports_neither_tensorflow_nor_keras(args):
 def test_overview_only_for_a_top_level_help(args, expected):
     assert startup.overview_only(args, ["python", "-m", "keras_onebit", *args]) is expected
     assert not startup.overview_only(args, ["python", "-c", "import keras_onebit"])
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["hub", "list"], True), (["--debug", "hub", "verify", "--entry", "x"], True), ([], True),
+    (["hub", "import-mcdonnell"], False), (["hub"], False), (["eval", "list"], False),
+])
+def test_light_start_for_the_hubs_file_commands(args, expected):
+    assert startup.light_start(args, ["python", "-m", "keras_onebit", *args]) is expected
+    assert not startup.light_start(args, ["python", "-c", "import keras_onebit"])
 
 
 @pytest.mark.parametrize("args", ["--help", "hub list"])

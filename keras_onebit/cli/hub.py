@@ -94,10 +94,10 @@ def _import():
 
 def _download_url(model_id):
     """The manifest's download URL of `model_id` (or a description when it has none)."""
-    from keras_onebit.hub import HubError, registry
+    from keras_onebit.hub import HubError, folders
 
     try:
-        return registry.manifest_entries().get(model_id, {}).get("url") or "its URL"
+        return folders.manifest_entries().get(model_id, {}).get("url") or "its URL"
     except HubError:
         return "its URL"
 

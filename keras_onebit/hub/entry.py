@@ -6,7 +6,6 @@ import os
 import pathlib
 import shutil
 
-from keras_onebit import layer_walk
 from keras_onebit.hub import folders
 from keras_onebit.hub.checksum import sha256_file
 from keras_onebit.hub.errors import HubError
@@ -33,6 +32,7 @@ CURVES_NAME = "curves.png"
 
 
 def model_is_binary(model):
+    from keras_onebit import layer_walk
     from keras_onebit.layers import is_binary
 
     return any(is_binary(layer) for layer in layer_walk.iter_layers(model))

@@ -7,7 +7,6 @@ import math
 
 from keras_onebit.hub import loading
 from keras_onebit.hub.errors import ArchitectureMismatchError, HubError
-from keras_onebit.layers import is_binary
 
 # A factory's `weights=` reaches `load_weights_into` through
 # `keras_onebit.pretrained_weights` (registered in hub/__init__.py). A packed
@@ -17,6 +16,14 @@ from keras_onebit.layers import is_binary
 # weightless layers too, so e.g. a missing stem ReLU is caught). Only the
 # authors' .mat files (and archives of nested models) go through a second
 # model (`load` + `copy_weights`).
+
+
+def is_binary(layer):
+    """`keras_onebit.layers.is_binary`, imported at the first call: the hub package
+    lists and verifies entries without importing Keras (`python -m keras_onebit hub list`)."""
+    from keras_onebit import layers
+
+    return layers.is_binary(layer)
 
 
 def _pick_for_dataset(model, dataset, factory):
