@@ -89,6 +89,7 @@ def test_imported_logits_match_reference(official, loaded, cifar10, expected, mo
     np.testing.assert_allclose(logits(model, x), expected[EXPECTED_KEY[model_id]], atol=1e-4)
 
 
+@slow  # 20 s a model; the logits of 16 real test images (above) already match the authors'
 @pytest.mark.parametrize("model_id", sorted(EXPECTED_KEY))
 def test_accuracy_on_exact_subset(official, loaded, cifar10, model_id):
     n = 100
