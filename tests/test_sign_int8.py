@@ -128,7 +128,7 @@ def test_a_model_without_signs_is_refused():
 def fully_binary_wrn(cifar10):
     keras.utils.set_random_seed(0)
     model = kob.models.wrn_16_4(classifier_activation=None, input_quantizer="ste_sign")
-    return calibrate_batchnorm(model, cifar10["x_train"][:500].astype("float32"))
+    return calibrate_batchnorm(model, cifar10["x_train"][:200].astype("float32"))
 
 
 def test_seeded_fully_binary_wrn_16_4_agrees_in_every_format(fully_binary_wrn, cifar10):
