@@ -130,13 +130,17 @@ def load_backend_quietly():
         import keras  # noqa: F401
 
 
+def without_debug(args=None):
+    """The command-line arguments (`args`, or this process's) without `--debug`."""
+    return [arg for arg in (sys.argv[1:] if args is None else args) if not debug_requested([arg])]
+
+
 def overview_only(args=None, orig_argv=None):
     """True when this process is `python -m keras_onebit` with no command or a
     top-level help request (`args`: the arguments after the program name)."""
     if not launched_as_cli(orig_argv):
         return False
-    args = [arg for arg in (sys.argv[1:] if args is None else args)
-            if not debug_requested([arg])]
+    args = without_debug(args)
     return not args or args[0] in OVERVIEW_ARGS
 
 
@@ -149,9 +153,7 @@ def light_start(args=None, orig_argv=None):
         return True
     if not launched_as_cli(orig_argv):
         return False
-    args = [arg for arg in (sys.argv[1:] if args is None else args)
-            if not debug_requested([arg])]
-    return tuple(args[:2]) in LIGHT_COMMANDS
+    return tuple(without_debug(args)[:2]) in LIGHT_COMMANDS
 
 
 def quiet_start():
