@@ -430,6 +430,20 @@ def test_cards_give_standard_errors_and_the_gap_to_the_twin(env):
         assert card.rstrip().endswith(notes)  # the twin's card was rewritten, notes kept
     assert "`wrn_20_1-cifar10-float`" in (one_bit / "MODEL_CARD.md").read_text()
     assert hub.read_config(one_bit)["notes"] == "one-bit notes"
+    assert "| epochs |" not in card and "same architecture and training" in card
+
+
+def test_a_twin_of_another_training_length_is_labelled_so(env):
+    def save(model_id, binary, epochs):
+        return hub.save_entry(small(0, binary=binary), env.mirror, model_id, "wrn_20_1",
+                              {"classes": 10, "binary": binary}, "cifar10",
+                              metrics={"exact_test_accuracy": 0.6, "exact_test_images": 1000,
+                                       "epochs": epochs})
+
+    save("wrn_20_1-cifar10-float", False, 30)
+    card = (save("wrn_20_1-cifar10-1bit", True, 62) / "MODEL_CARD.md").read_text()
+    assert "| epochs | 62 | 30 | |" in card and "same architecture and recipe" in card
+    assert "mixes precision with training length" in card
 
 
 def test_extra_files_go_into_the_entry_and_the_card_shows_the_curves(env):

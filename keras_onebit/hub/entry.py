@@ -334,14 +334,21 @@ def _twin_lines(config, twin):
     if not keys:
         return []
     one_bit, float_ = (ours, theirs) if config.get("binary") else (theirs, ours)
+    epochs = (one_bit.get("epochs"), float_.get("epochs"))
+    same_length = epochs[0] == epochs[1] or None in epochs
     lines = ["", "## One-bit vs float", "",
-             f"The twin of this entry: `{twin['id']}` (the same architecture and training, "
+             f"The twin of this entry: `{twin['id']}` (the same architecture and "
+             f"{'training' if same_length else 'recipe'}, "
              f"{'float32' if config.get('binary') else 'one-bit'} weights).", "",
              "| metric | one-bit | float | float - one-bit |", "|---|---|---|---|"]
     for key in keys:
         gap = 100 * (float_[key] - one_bit[key])
         lines.append(f"| {key} | {100 * one_bit[key]:.2f}% | {100 * float_[key]:.2f}% | "
                      f"{gap:+.2f} points |")
+    if not same_length:
+        lines += [f"| epochs | {epochs[0]} | {epochs[1]} | |", "",
+                  "The two entries trained for different numbers of epochs, so the gap mixes "
+                  "precision with training length."]
     return lines
 
 
