@@ -1,11 +1,12 @@
 """Peers side by side: keras_onebit vs larq + larq-compute-engine (LCE) on the
-same one-bit WRN-16-4, with the same weights.
+same one-bit WRN-16-4 and the shipped fully binary bireal_20_2, with the same
+weights.
 
     make bench-peers    (creates bench/peers_env/.venv from bench/peers_env/requirements.txt,
                          then runs this file)
     python bench/peers.py [--rounds 8] [--conditions "..."] [--render]
 
-The peers (larq 0.13.3, larq-compute-engine 0.13.0, tensorflow-cpu 2.13.1,
+The peers (larq 0.14.0, larq-compute-engine 0.16.0, tensorflow-cpu 2.15.1,
 Keras 2) cannot share a process with Keras 3, so they run in their own
 environment, in `bench/peers_env/larq_worker.py`, driven from here over a pipe.
 Two variants of the network: "weights" (one-bit weights alpha * sign(W), real
