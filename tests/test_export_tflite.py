@@ -49,7 +49,8 @@ def converted(model, data):
             if fmt == "micro":
                 cache[fmt] = micro.compress(get("int8"))
             else:
-                cache[fmt] = tflite.convert(model, fmt, data["train"][:200])
+                calibration = data["train"][:tflite.REPRESENTATIVE_SAMPLES]
+                cache[fmt] = tflite.convert(model, fmt, calibration)
         return cache[fmt]
 
     return get
@@ -161,7 +162,7 @@ def test_packed_formats_run_in_tflite_micro(fmt, converted, reference, data):
         assert report.compare(reference[:3], out)["max_rel_diff"] <= 1e-5
 
 
-def test_packed_int8_agrees_with_keras_and_int8(converted, reference, data):
+def test_packed_int8_agrees_with_keras_and_int8(converted, reference, data, model):
     out = report.litert_outputs(converted("packed_int8"), data["test"])
     result = report.compare(reference, out)
     print(result)
@@ -172,30 +173,42 @@ def test_packed_int8_agrees_with_keras_and_int8(converted, reference, data):
     # packed_int8 measured 0.982 (0.996 with int8), flips only among near-ties.
     # Trained one epoch instead of two, the logits are nearer ties: 0.976 with int8.
     assert result["images"] == 500 and result["argmax_agreement"] >= 0.96
-    top2 = np.sort(reference, axis=1)[:, -2:]
-    margin = top2[:, 1] - top2[:, 0]
-    flipped = out.argmax(axis=1) != reference.argmax(axis=1)
-    assert np.all(margin[flipped] <= np.quantile(margin, 0.25))
+    assert_only_near_ties_flip(model, data, reference, out)
     int8 = report.litert_outputs(converted("int8"), data["test"])
     assert report.compare(int8, out)["argmax_agreement"] >= 0.99
 
 
 @pytest.mark.parametrize("fmt", ["int8", "int4"])
-def test_quantized_agrees_with_keras(fmt, converted, reference, data):
+def test_quantized_agrees_with_keras(fmt, converted, reference, data, model):
     out = report.litert_outputs(converted(fmt), data["test"])
     result = report.compare(reference, out)
     print(fmt, result)
     # Measured 0.966-0.99 on this tiny, briefly trained model (3 epochs; 0.978 / 0.982
     # for int8 / int4 after the 2 it trains now; the value moves with
-    # the CPU's oneDNN kernels): per-tensor int8 activations cost a few percent of
-    # the logit scale, so only near-ties may flip: every image whose top-1 differs
-    # is among the quarter of images with the smallest Keras top-2 logit margin
-    # (measured: within the lowest 16%; a broken export flips images of any margin).
+    # the CPU's oneDNN kernels).
     assert result["argmax_agreement"] >= 0.95
+    assert_only_near_ties_flip(model, data, reference, out)
+
+
+def assert_only_near_ties_flip(model, data, reference, out):
+    """Per-tensor int8 activations cost a few percent of the logit scale, so only
+    near-ties may flip: every image whose top-1 differs from Keras is among the
+    quarter of images with the smallest Keras top-2 logit margin (measured: within
+    the lowest 16%; a broken export flips images of any margin), unless int8 clips
+    it: its pooled features leave the range the calibration images gave that
+    tensor. Measured on an AMX Xeon (2026-12-07): 10 of the 500 images leave it;
+    one of them (pooled features up to 3.15 where calibration reached 2.36, logits
+    off by 0.8) flips at the 84th percentile of margins in int8, int4 and
+    packed_int8; every other flip was a near-tie."""
     top2 = np.sort(reference, axis=1)[:, -2:]
     margin = top2[:, 1] - top2[:, 0]
     flipped = out.argmax(axis=1) != reference.argmax(axis=1)
-    assert np.all(margin[flipped] <= np.quantile(margin, 0.25))
+    pool = keras.Model(model.inputs, model.get_layer("pool").output)
+    calibrated = pool.predict(data["train"][:tflite.REPRESENTATIVE_SAMPLES], verbose=0)
+    features = pool.predict(data["test"], verbose=0)
+    clipped = (features.min(axis=1) < calibrated.min()) | (features.max(axis=1) > calibrated.max())
+    assert clipped.mean() <= 0.05  # the exemption stays narrow
+    assert np.all(margin[flipped & ~clipped] <= np.quantile(margin, 0.25))
 
 
 def test_int8_binary_kernels_are_exactly_127(converted, model):
