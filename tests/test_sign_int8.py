@@ -189,3 +189,20 @@ def test_shipped_fully_binary_model_agrees_in_every_format(model_id, cifar10):
     tflm = micro.run(compressed, images[:3], micro.minimum_arena(compressed, images[0]))
     np.testing.assert_array_equal(tflm, micro.run(int8, images[:3],
                                                   micro.minimum_arena(int8, images[0])))
+
+
+def test_the_report_says_which_formats_keep_the_signs(tmp_path, cifar10):
+    """export_bundle's report on a fully binary net: int8 keeps Keras's signs (its
+    exact sign convs) and says so; int4 has no such rewrite and says that its signs
+    near 0 can flip, rather than claiming int8's exactness."""
+    from keras_onebit.export import bundle
+
+    keras.utils.set_random_seed(0)
+    model = kob.models.wrn(8, 1, classifier_activation=None, input_quantizer="ste_sign")
+    images = cifar10["x_test"][:40].astype("float32")
+    model = calibrate_batchnorm(model, cifar10["x_train"][:200].astype("float32"))
+    rows = bundle.export_bundle(model, tmp_path / "out", images, images, formats="int8,int4",
+                                latency_runs=1, tflm_formats=(), micro_images=2,
+                                progress=lambda *a, **k: None)["formats"]
+    assert rows["int8"]["notes"] == bundle.SIGN_NOTE and rows["int8"]["argmax_agreement"] == 1.0
+    assert rows["int4"]["notes"] == bundle.INT4_SIGN_NOTE

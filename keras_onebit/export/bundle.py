@@ -33,6 +33,8 @@ NOTES = {
 }
 SIGN_NOTE = ("binary activations: exact int8 convs of the signs (+-1 x +-127 -> n / 2), "
              "the rest float32 as in the float model; no calibration")
+INT4_SIGN_NOTE = ("binary activations: the pre-sign values are calibrated int8 here, so signs "
+                  "near 0 can flip; int8 and packed_int8 keep Keras's signs")
 
 
 def parse_formats(formats):
@@ -118,6 +120,8 @@ def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=
                "notes": NOTES[fmt]}
         if signs and fmt == "int8":
             row["notes"] = SIGN_NOTE
+        if signs and fmt == "int4":
+            row["notes"] = INT4_SIGN_NOTE
             row.update(report.sign_saturation(data, images[:micro_images]))
         if fmt == "micro":
             row.update(_micro_checks(data, converted("int8"), reference, images[:micro_images],

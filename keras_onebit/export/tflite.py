@@ -8,6 +8,9 @@
   (sign_int8.py): rounding its pre-sign values would flip signs.
 - "int4": fake_quant(4 bits, narrow range) kernels and the private converter
   flag `_experimental_low_bit_qat`: exact +-7 int4 kernels, int8 activations.
+  Binary activations get no exact rewrite here: their pre-sign values are
+  calibrated int8, so signs near 0 flip (the hub's bireal_20_2: argmax
+  agreement 0.80 with Keras); use int8 or packed_int8 for such a network.
 - "packed": the float model with each binary filter stored as UINT8 sign
   bits (+ alpha), expanded once at start-up into a variable (bitpack.py);
   computes exactly what "float" computes.
