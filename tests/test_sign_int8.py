@@ -206,3 +206,4 @@ def test_the_report_says_which_formats_keep_the_signs(tmp_path, cifar10):
                                 progress=lambda *a, **k: None)["formats"]
     assert rows["int8"]["notes"] == bundle.SIGN_NOTE and rows["int8"]["argmax_agreement"] == 1.0
     assert rows["int4"]["notes"] == bundle.INT4_SIGN_NOTE
+    assert "saturated_values" in rows["int8"] and "saturated_values" not in rows["int4"]

@@ -120,9 +120,9 @@ def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=
                "notes": NOTES[fmt]}
         if signs and fmt == "int8":
             row["notes"] = SIGN_NOTE
+            row.update(report.sign_saturation(data, images[:micro_images]))
         if signs and fmt == "int4":
             row["notes"] = INT4_SIGN_NOTE
-            row.update(report.sign_saturation(data, images[:micro_images]))
         if fmt == "micro":
             row.update(_micro_checks(data, converted("int8"), reference, images[:micro_images],
                                      out_dir, progress))
