@@ -11,6 +11,8 @@
 # trains the real-valued twin (ReLU, weight decay 5e-4, the WRN recipe's) the same way into
 # runs/bireal_20_2-cifar10-float/, but with max_lr 0.02: at 0.1 its first epoch diverged (loss 4.2 -> 15.9 in
 # 16 steps on 2,000 images, in float32 and bfloat16 alike; 0.02 learns: 4.2 -> 3.25). THREADS=2 (environment) gives a run both cores.
+# EPOCHS=126 (environment) continues a finished 62-epoch run through a sixth cycle (epochs 63-126, 32 -> 64
+# epochs; the schedule's restart at epoch 62 sets the learning rate back to max_lr).
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=2
 TEACHER=runs/bireal_20_2-cifar10-teacher.npy
@@ -24,4 +26,4 @@ TRAIN=".venv/bin/python -m keras_onebit train --model bireal_20_2 --dataset cifa
     --dtype_policy $POLICY --weight_decay $DECAY --max_lr $MAX_LR --verbose 2 --resume --out $OUT ${1:-}"
 [ -f $TEACHER ] || $TRAIN --epochs 6 >> $OUT.log 2>&1 || exit 1
 until [ -f $TEACHER ]; do sleep 60; done
-$TRAIN --epochs 62 --teacher $TEACHER --distill_from_epoch 6 >> $OUT.log 2>&1
+$TRAIN --epochs ${EPOCHS:-62} --teacher $TEACHER --distill_from_epoch 6 >> $OUT.log 2>&1
