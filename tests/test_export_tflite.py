@@ -199,7 +199,7 @@ def assert_only_near_ties_flip(model, data, reference, out):
     tensor. Measured on an AMX Xeon (2026-12-07): 10 of the 500 images leave it;
     one of them (pooled features up to 3.15 where calibration reached 2.36, logits
     off by 0.8) flips at the 84th percentile of margins in int8, int4 and
-    packed_int8; every other flip was a near-tie."""
+    packed_int8; every other flip was a near-tie (tools/probes/int8_clipping.py)."""
     top2 = np.sort(reference, axis=1)[:, -2:]
     margin = top2[:, 1] - top2[:, 0]
     flipped = out.argmax(axis=1) != reference.argmax(axis=1)
