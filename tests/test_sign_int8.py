@@ -82,6 +82,43 @@ def test_int8_file_keeps_no_float_binary_filter():
     assert counts == {"ADD": 1, "CONV_2D": 1, "DEQUANTIZE": 1, "MUL": 2, "QUANTIZE": 1}
 
 
+@pytest.mark.parametrize("c_in,c_out", [(8, 6), (3, 5)])
+def test_int4_sign_convs_compute_int8s_outputs(c_in, c_out):
+    """bits=4: the binary filter is stored once, as INT4 +-7 (scale 1/7) two to a
+    byte, low nibble first (3x3x3x5 = 135 values: an odd count, padded), in a
+    CONV_2D of version 7; the outputs are int8's bit for bit, XNNPACK or not."""
+    model, layer = sign_conv_model(c_in, c_out)
+    float_bytes = tflite.convert(model, "float")
+    int8, _ = sign_int8.quantize_sign_convs(float_bytes)
+    int4, count = sign_int8.quantize_sign_convs(float_bytes, bits=4)
+    assert count == 1 and tflite.convert(model, "int4") == int4
+    s = flatbuffer.schema()
+    graph = s.ModelT.InitFromPackedBuf(bytearray(int4), 0)
+    [conv] = [op for op in graph.subgraphs[0].operators
+              if flatbuffer.operator_names(s, graph)[op.opcodeIndex] == "CONV_2D"]
+    assert graph.operatorCodes[conv.opcodeIndex].version == 7
+    filt = graph.subgraphs[0].tensors[int(conv.inputs[1])]
+    assert filt.type == s.TensorType.INT4
+    np.testing.assert_allclose(filt.quantization.scale, np.full(c_out, 1 / 7), rtol=1e-7)
+    raw = np.frombuffer(bytes(graph.buffers[filt.buffer].data), np.uint8)
+    count = 9 * c_in * c_out
+    assert raw.size == (count + 1) // 2
+    nibbles = np.stack([raw & 0x0F, raw >> 4], axis=1).ravel()[:count].astype(np.int8)
+    values = np.where(nibbles > 7, nibbles - 16, nibbles)
+    kernel = np.transpose(keras.ops.convert_to_numpy(layer.kernel), (3, 0, 1, 2))
+    np.testing.assert_array_equal(values, np.where(kernel >= 0, 7, -7).ravel())
+    images = np.random.default_rng(c_in).standard_normal((4, 7, 9, c_in)).astype("float32")
+    for xnnpack in (True, False):
+        np.testing.assert_array_equal(report.litert_outputs(int4, images, 1, xnnpack),
+                                      report.litert_outputs(int8, images, 1, xnnpack))
+
+
+def test_an_unknown_filter_width_is_refused():
+    model, _ = sign_conv_model(8)
+    with pytest.raises(ExportError, match="filters of 2 bits"):
+        sign_int8.quantize_sign_convs(tflite.convert(model, "float"), bits=2)
+
+
 def test_int8_sign_is_kerases_sign_down_to_1e_30():
     """sign(0) = sign(-0.0) = +1, tiny positives +1, negatives from -1.4e-30 on -1,
     huge values (x * 2^100 overflows to inf) too: the int8 +-1 the conv reads."""
@@ -134,7 +171,8 @@ def fully_binary_wrn(cifar10):
 def test_seeded_fully_binary_wrn_16_4_agrees_in_every_format(fully_binary_wrn, cifar10):
     """Near-tied logits of a seeded net: the converter's full-integer int8 agreed
     with Keras on 48% of the top classes; the exact sign convs on >= 99%, in
-    LiteRT (int8, packed_int8) and in TFLite Micro (micro, bit-identical to int8)."""
+    LiteRT (int8, packed_int8, int4: bit-identical to int8) and in TFLite Micro
+    (micro, bit-identical to int8)."""
     images = cifar10["x_test"][:500].astype("float32")
     reference = fully_binary_wrn.predict(images, batch_size=50, verbose=0)
     int8 = tflite.convert(fully_binary_wrn, "int8")
@@ -145,6 +183,9 @@ def test_seeded_fully_binary_wrn_16_4_agrees_in_every_format(fully_binary_wrn, c
     np.testing.assert_array_equal(
         report.litert_outputs(packed, images[:100], threads=2, xnnpack=False),
         report.litert_outputs(int8, images[:100], threads=2, xnnpack=False))
+    np.testing.assert_array_equal(  # int4 runs on the builtin kernels: 100 images
+        report.litert_outputs(tflite.convert(fully_binary_wrn, "int4"), images[:100], threads=2),
+        report.litert_outputs(int8, images[:100], threads=2))
     compressed = micro.compress(int8)
     arena = micro.minimum_arena(compressed, images[0])
     tflm = micro.run(compressed, images[:4], arena)
@@ -167,7 +208,8 @@ def test_shipped_fully_binary_model_agrees_in_every_format(model_id, cifar10):
     stored), int8, and both packed formats expanded at load time (the float and
     int8 files, byte for byte); packed_int8 as stored computes int8's outputs bit for
     bit on the builtin kernels where it runs (checked on 100 images: 30 s for all
-    1000); micro in TFLite Micro bit-identical to int8 there."""
+    1000), and so does int4 (its INT4 filters run on the builtin kernels, as slowly);
+    micro in TFLite Micro bit-identical to int8 there."""
     model = kob.hub.load(model_id)
     images = cifar10["x_test"][cifar10["test_exact_mask"]].astype("float32")
     assert len(images) == 1000
@@ -185,6 +227,8 @@ def test_shipped_fully_binary_model_agrees_in_every_format(model_id, cifar10):
     np.testing.assert_array_equal(
         report.litert_outputs(packed["packed_int8"], few, threads=2, xnnpack=False),
         report.litert_outputs(int8, few, threads=2, xnnpack=False))
+    np.testing.assert_array_equal(report.litert_outputs(tflite.convert(model, "int4"), few, 2),
+                                  report.litert_outputs(int8, few, threads=2))
     compressed = micro.compress(int8)
     tflm = micro.run(compressed, images[:3], micro.minimum_arena(compressed, images[0]))
     np.testing.assert_array_equal(tflm, micro.run(int8, images[:3],
@@ -192,9 +236,9 @@ def test_shipped_fully_binary_model_agrees_in_every_format(model_id, cifar10):
 
 
 def test_the_report_says_which_formats_keep_the_signs(tmp_path, cifar10):
-    """export_bundle's report on a fully binary net: int8 keeps Keras's signs (its
-    exact sign convs) and says so; int4 has no such rewrite and says that its signs
-    near 0 can flip, rather than claiming int8's exactness."""
+    """export_bundle's report on a fully binary net: int8 and int4 keep Keras's
+    signs (the exact sign convs, int4's with INT4 filters) and say so, each with
+    its saturation count; int4 computes int8's outputs."""
     from keras_onebit.export import bundle
 
     keras.utils.set_random_seed(0)
@@ -206,4 +250,6 @@ def test_the_report_says_which_formats_keep_the_signs(tmp_path, cifar10):
                                 progress=lambda *a, **k: None)["formats"]
     assert rows["int8"]["notes"] == bundle.SIGN_NOTE and rows["int8"]["argmax_agreement"] == 1.0
     assert rows["int4"]["notes"] == bundle.INT4_SIGN_NOTE
-    assert "saturated_values" in rows["int8"] and "saturated_values" not in rows["int4"]
+    assert rows["int4"]["argmax_agreement"] == 1.0
+    assert rows["int4"]["max_abs_diff"] == rows["int8"]["max_abs_diff"]
+    assert rows["int4"]["sign_convs"] == rows["int8"]["sign_convs"] == 6

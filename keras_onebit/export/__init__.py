@@ -12,9 +12,10 @@ kernels, never from the training graph):
 - "int8": full-integer post-training quantization from `representative_data`;
   binary kernels are exactly +-127 per channel. A network with binary
   activations instead gets exact int8 convs of its signs inside its float
-  graph (sign_int8; no calibration), so every format but int4 agrees with Keras.
+  graph (sign_int8; no calibration), so every format agrees with Keras.
 - "int4": exact +-7 int4 kernels (fake_quant + `_experimental_low_bit_qat`),
-  int8 activations.
+  int8 activations; with binary activations, int8's exact sign convs with
+  INT4 filters.
 - "packed": the float model with the sign bits of each binary filter in a
   UINT8 tensor (builtin ops only; LiteRT and TFLite Micro), expanded once at
   the first invoke into variables; computes exactly what "float" computes.

@@ -33,8 +33,9 @@ NOTES = {
 }
 SIGN_NOTE = ("binary activations: exact int8 convs of the signs (+-1 x +-127 -> n / 2), "
              "the rest float32 as in the float model; no calibration")
-INT4_SIGN_NOTE = ("binary activations: the pre-sign values are calibrated int8 here, so signs "
-                  "near 0 can flip; int8 and packed_int8 keep Keras's signs")
+INT4_SIGN_NOTE = ("binary activations: int8's exact convs of the signs with INT4 +-7 filters "
+                  "(+-1 x +-7 -> n / 2), the same outputs as int8; no calibration")
+SIGN_NOTES = {"int8": SIGN_NOTE, "int4": INT4_SIGN_NOTE}
 
 
 def parse_formats(formats):
@@ -102,8 +103,9 @@ def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=
         if fmt not in cache:
             if fmt == "micro":
                 cache[fmt] = micro.compress(converted("int8"))
-            elif fmt == "int8" and signs:  # as convert does, from the float file made once
-                cache[fmt] = sign_int8.quantize_sign_convs(converted("float"))[0]
+            elif fmt in SIGN_NOTES and signs:  # as convert does, from the float file made once
+                cache[fmt] = sign_int8.quantize_sign_convs(converted("float"),
+                                                           sign_int8.FORMAT_BITS[fmt])[0]
             elif fmt in bitpack.BASE:
                 cache[fmt] = bitpack.pack_filters(converted(bitpack.BASE[fmt]),
                                                   expansion_record=expansion_record)[0]
@@ -118,11 +120,9 @@ def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=
         path = write_bytes(out_dir / f"{name}_{fmt}.tflite", data)
         row = {"file": path.name, "bytes": len(data), "convert_s": time.perf_counter() - t0,
                "notes": NOTES[fmt]}
-        if signs and fmt == "int8":
-            row["notes"] = SIGN_NOTE
+        if signs and fmt in SIGN_NOTES:
+            row["notes"] = SIGN_NOTES[fmt]
             row.update(report.sign_saturation(data, images[:micro_images]))
-        if signs and fmt == "int4":
-            row["notes"] = INT4_SIGN_NOTE
         if fmt == "micro":
             row.update(_micro_checks(data, converted("int8"), reference, images[:micro_images],
                                      out_dir, progress))

@@ -1,5 +1,6 @@
-"""Exact int8 for binary activations: the int8 formats of a network whose convs
-take sign(x) (Bi-Real Net, the fully binary WRN), made from its float model.
+"""Exact int8 for binary activations: the int8 and int4 formats of a network
+whose convs take sign(x) (Bi-Real Net, the fully binary WRN), made from its
+float model.
 
 Full-integer quantization puts the pre-sign values (a real-valued residual
 stream) on an int8 grid, so every value within half a step of 0 takes the
@@ -30,6 +31,11 @@ as in the float model, so the int8 file computes what the float file computes
 up to the order of float sums. No calibration data is needed: every scale is
 exact by construction. `bitpack` packs these +-127 filters as for any int8
 model (packed_int8) and `micro` compresses them (micro).
+
+With `bits=4` (the int4 format) the filters are INT4 instead, +-7 with scale
+1/7, two to a byte (low nibble first, as TFLite packs them); the conv still
+counts n exactly (7 n times the multiplier 1 / (7 * scale) rounds to n / scale,
+as 127 n does in int8), so int4 computes the same signs and outputs as int8.
 """
 
 import flatbuffers
@@ -40,6 +46,9 @@ from keras_onebit.export.bitpack import binary_alpha, drop_empty_buffers, strip_
 from keras_onebit.export.errors import ExportError
 
 INT8_MAX = 127
+# bits -> (the largest value of a filter, TFLite's CONV_2D version for that filter type)
+FILTER_LEVELS = {8: (INT8_MAX, 3), 4: (7, 7)}
+FORMAT_BITS = {"int8": 8, "micro": 8, "int4": 4}  # the export formats made here, and their filters
 SIGN_GAIN = 2.0**100  # exact in float32; x * 2^100 is exact below overflow
 SIGN_OFFSET = 0.75  # sign(0) = +1: QUANTIZE rounds 0.75 to 1 in every rounding mode
 
@@ -135,9 +144,9 @@ def _sign_convs(graph):
 class _Rewriter(flatbuffer.GraphBuilder):
     """Turns each found sign into int8 and each of its convs into the int8 chain."""
 
-    def __init__(self, model, schema):
+    def __init__(self, model, schema, bits=8):
         super().__init__(flatbuffer.Editor(model, schema), model.subgraphs[0], [])
-        self.model = model
+        self.model, self.bits = model, bits
         self.after = {}  # operator index -> the operators replacing it
 
     def quantization(self, scales, axis=0):
@@ -176,18 +185,21 @@ class _Rewriter(flatbuffer.GraphBuilder):
         c_out, c_in = array.shape[0], array.shape[-1]
         bias = self.constant_or_zero(op, c_out)
         out_scale = 2.0 if c_in % 2 == 0 else 1.0
-        signs = np.where(array >= 0, INT8_MAX, -INT8_MAX).astype(np.int8)
-        f = self.ed.tensor(self.sg, array.shape, self.s.TensorType.INT8, signs,
-                           self.quantization(np.full(c_out, 1.0 / INT8_MAX)))
+        top, version = FILTER_LEVELS[self.bits]
+        signs = np.where(array >= 0, top, -top).astype(np.int8)
+        kind, data = ((self.s.TensorType.INT8, signs) if self.bits == 8
+                      else (self.s.TensorType.INT4, pack_int4(signs)))
+        f = self.ed.tensor(self.sg, array.shape, kind, data,
+                           self.quantization(np.full(c_out, 1.0 / top)))
         b = self.ed.tensor(self.sg, (c_out,), self.s.TensorType.INT32, np.zeros(c_out, np.int32),
-                           self.quantization(np.full(c_out, 1.0 / INT8_MAX)))
+                           self.quantization(np.full(c_out, 1.0 / top)))
         shape = self.shape_of(int(op.outputs[0]))
         q = self.ed.tensor(self.sg, shape, self.s.TensorType.INT8, None,
                            self.quantization([out_scale]))
         activation = op.builtinOptions.fusedActivationFunction
         conv_options = op.builtinOptions
         conv_options.fusedActivationFunction = self.s.ActivationFunctionType.NONE
-        ops = [self.ed.op("CONV_2D", [op.inputs[0], f, b], [q], conv_options, version=3)]
+        ops = [self.ed.op("CONV_2D", [op.inputs[0], f, b], [q], conv_options, version=version)]
         float32 = self.s.TensorType.FLOAT32
         n = self.ed.tensor(self.sg, shape, float32)
         ops.append(self.ed.op("DEQUANTIZE", [q], [n], version=2))
@@ -219,9 +231,19 @@ class _Rewriter(flatbuffer.GraphBuilder):
         self.sg.operators = ops
 
 
-def quantize_sign_convs(float_bytes):
+def pack_int4(values):
+    """int8 values in [-8, 7] as TFLite's INT4 buffer: two to a byte, the first in
+    the low nibble (an odd count ends with a zero nibble)."""
+    nibbles = np.asarray(values, np.int8).ravel().view(np.uint8) & 0x0F
+    if nibbles.size % 2:
+        nibbles = np.append(nibbles, np.uint8(0))
+    return (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8)
+
+
+def quantize_sign_convs(float_bytes, bits=8):
     """The int8 model of a float model whose binary convs read signs (see the module
-    docstring). Returns (bytes, number of convs made int8).
+    docstring); `bits=4` stores their filters as INT4. Returns (bytes, number of
+    convs made int8).
 
     Raises:
         ExportError: the model has no conv reading a sign.
@@ -233,7 +255,10 @@ def quantize_sign_convs(float_bytes):
     if not found:
         raise ExportError("Exact int8 signs: the model has no binary CONV_2D reading "
                           "sign(x) (a SELECT_V2 of +1 and -1).")
-    rewriter = _Rewriter(model, schema)
+    if bits not in FILTER_LEVELS:
+        raise ExportError(f"Exact signs: filters of {bits} bits; expected one of "
+                          f"{sorted(FILTER_LEVELS)}.")
+    rewriter = _Rewriter(model, schema, bits)
     count = 0
     for select, (x, compare), convs in found:
         rewriter.int8_sign(select, x, compare)

@@ -8,9 +8,8 @@
   (sign_int8.py): rounding its pre-sign values would flip signs.
 - "int4": fake_quant(4 bits, narrow range) kernels and the private converter
   flag `_experimental_low_bit_qat`: exact +-7 int4 kernels, int8 activations.
-  Binary activations get no exact rewrite here: their pre-sign values are
-  calibrated int8, so signs near 0 flip (the hub's bireal_20_2: argmax
-  agreement 0.80 with Keras); use int8 or packed_int8 for such a network.
+  A network with binary activations gets int8's exact sign convs with INT4
+  +-7 filters (sign_int8.py, `bits=4`): the same signs and outputs as int8.
 - "packed": the float model with each binary filter stored as UINT8 sign
   bits (+ alpha), expanded once at start-up into a variable (bitpack.py);
   computes exactly what "float" computes.
@@ -131,8 +130,9 @@ def convert(model, format="float", representative_data=None, expansion_record=Tr
     if format in bitpack.BASE:
         plain = convert(model, bitpack.BASE[format], representative_data)
         return bitpack.pack_filters(plain, expansion_record=expansion_record)[0]
-    if format in ("int8", "micro") and binary_activations(model):
-        return sign_int8.quantize_sign_convs(convert(model, "float"))[0]
+    if format in sign_int8.FORMAT_BITS and binary_activations(model):
+        return sign_int8.quantize_sign_convs(convert(model, "float"),
+                                             sign_int8.FORMAT_BITS[format])[0]
     mode = "int4" if format == "int4" else "float"
     representative = (_representative(representative_data, model.input_shape)
                       if format in QUANTIZED else None)
