@@ -86,7 +86,8 @@ def test_int8_file_keeps_no_float_binary_filter():
 def test_int4_sign_convs_compute_int8s_outputs(c_in, c_out):
     """bits=4: the binary filter is stored once, as INT4 +-7 (scale 1/7) two to a
     byte, low nibble first (3x3x3x5 = 135 values: an odd count, padded), in a
-    CONV_2D of version 7; the outputs are int8's bit for bit, XNNPACK or not."""
+    CONV_2D of version 7; the outputs are int8's bit for bit in LiteRT (XNNPACK or
+    not) and in TFLite Micro."""
     model, layer = sign_conv_model(c_in, c_out)
     float_bytes = tflite.convert(model, "float")
     int8, _ = sign_int8.quantize_sign_convs(float_bytes)
@@ -111,6 +112,8 @@ def test_int4_sign_convs_compute_int8s_outputs(c_in, c_out):
     for xnnpack in (True, False):
         np.testing.assert_array_equal(report.litert_outputs(int4, images, 1, xnnpack),
                                       report.litert_outputs(int8, images, 1, xnnpack))
+    np.testing.assert_array_equal(micro.run(int4, images[:2], micro.minimum_arena(int4, images[0])),
+                                  micro.run(int8, images[:2], micro.minimum_arena(int8, images[0])))
 
 
 def test_an_unknown_filter_width_is_refused():
