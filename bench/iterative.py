@@ -12,8 +12,11 @@ float network for reference. Prints and saves the final test error.
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_ONEBIT_QUIET", "1")  # no TensorFlow start-up lines (_startup.py)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import keras_onebit  # noqa: E402, F401  first: it loads TensorFlow and Keras quietly
+
+# isort: split
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -13,8 +13,9 @@ would change the numerics, not only the messages.
 Importing this module runs `require_tensorflow_installed()` (on the TensorFlow
 backend only) and `quiet_start()`; `keras_onebit/__init__.py` imports
 it before anything heavy. It does nothing unless this process is
-`python -m keras_onebit`, so a program that imports the library keeps
-TensorFlow's usual behaviour. `--debug`
+`python -m keras_onebit`, or the environment sets KERAS_ONEBIT_QUIET=1 before
+the first import of keras_onebit (the benchmarks under bench/ do), so a
+program that imports the library keeps TensorFlow's usual behaviour. `--debug`
 on the command line shows everything (TensorFlow's lines and tracebacks).
 `python -m keras_onebit --help` (or no command) prints the overview of the
 commands without importing TensorFlow or the library (`overview_only()`):
@@ -37,6 +38,7 @@ from keras_onebit.errors import require_tensorflow_installed
 PROGRAM = "keras_onebit"
 SCRIPT = "keras-onebit"  # the console script of pyproject.toml
 TRUE_WORDS = ("true", "t", "1", "yes", "y")
+QUIET_ENV = "KERAS_ONEBIT_QUIET"  # a program importing the library asks for the quiet start
 # Interpreter options that take the next argument as their value.
 OPTIONS_WITH_VALUE = ("-W", "-X", "--check-hash-based-pycs")
 HELP_ARGS = ("-h", "--help", "--helpshort", "-?")
@@ -156,11 +158,16 @@ def light_start(args=None, orig_argv=None):
     return tuple(without_debug(args)[:2]) in LIGHT_COMMANDS
 
 
+def quiet_requested():
+    """True when this process is `python -m keras_onebit` or sets KERAS_ONEBIT_QUIET."""
+    return launched_as_cli() or os.environ.get(QUIET_ENV, "").lower() in TRUE_WORDS
+
+
 def quiet_start():
-    """In `python -m keras_onebit` without `--debug`: TF_CPP_MIN_LOG_LEVEL=3 by
-    default and a silent TensorFlow import (none for the overview of the
-    commands). Returns True when it imported TensorFlow so."""
-    if not launched_as_cli() or debug_requested(sys.argv[1:]) or light_start():
+    """In `python -m keras_onebit` (or with KERAS_ONEBIT_QUIET=1) without `--debug`:
+    TF_CPP_MIN_LOG_LEVEL=3 by default and a silent TensorFlow import (none for
+    the overview of the commands). Returns True when it imported TensorFlow so."""
+    if not quiet_requested() or debug_requested(sys.argv[1:]) or light_start():
         return False
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     load_backend_quietly()

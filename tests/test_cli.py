@@ -322,6 +322,16 @@ def test_a_command_on_jax_is_quiet_too(runs):
     assert "final: test_images=200," in proc.stdout  # --test_limit 200
 
 
+def test_a_program_can_ask_for_the_quiet_start():
+    """KERAS_ONEBIT_QUIET=1 (bench/ sets it): a program's first `import keras_onebit`
+    loads TensorFlow with its start-up lines silenced, and later C++ lines stay off."""
+    code = "import keras_onebit, tensorflow as tf; print(int(tf.reduce_sum(tf.ones(3))))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env=quiet_env(KERAS_ONEBIT_QUIET="1"), timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == "3\n" and proc.stderr == "", proc.stderr
+
+
 def test_hub_list_shows_size_and_recorded_accuracy(runs):
     """Each shipped entry's line carries its weights' size and the exact-test
     accuracy its config.json records (what a user picks a model by)."""
