@@ -56,7 +56,8 @@ export-tflite: $(STAMP)
 # Opt-in, outside `make test` and CI: the model's micro and int8 exports as Cortex-M4 / Cortex-M7
 # firmware (reference and CMSIS-NN kernels), run under qemu-system-arm, with flash, RAM and
 # instruction counts (docs/DEPLOY_MICRO.md, "Firmware"). TFLM_SRC: a tflite-micro checkout with its
-# downloads in place. For the default model the report also goes to bench/results/firmware.json.
+# downloads in place. For the default model the report also goes to bench/results/firmware.json
+# (another model's: FIRMWARE_ARGS="--results bench/results/firmware_<model id>.json").
 # FIRMWARE_ARGS: more flags of firmware/run.py, e.g. --cores cortex-m4 --kernels cmsis_nn.
 TFLM_SRC ?=
 FIRMWARE_ARGS ?=

@@ -20,7 +20,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "model_data.h"  // g_model_data, G_MODEL_DATA_ARENA_SIZE, G_MODEL_DATA_USES_DECODE
+#include "model_data.h"  // g_model_data, G_MODEL_DATA_ARENA_SIZE, G_MODEL_DATA_OPERATORS
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/schema/schema_generated.h"
@@ -38,24 +38,19 @@ namespace {
 // a heap; it must outlive the interpreter (whose destructor reads it).
 alignas(16) uint8_t tensor_arena[G_MODEL_DATA_ARENA_SIZE];
 
-// The operators of the WRN models (docs/DEPLOY_MICRO.md lists them from the exported file). DECODE,
-// the custom op TFLM_DECODE, expands the 1-bit lookup-table filters of the `micro` format; the int8
-// format does without it.
-using Resolver = tflite::MicroMutableOpResolver<10>;
+// Exactly the operators the model uses: model_data.h lists them as MicroMutableOpResolver methods
+// (G_MODEL_DATA_OPERATORS, written by the exporter from the file itself), so an operator the firmware
+// does not run is not linked in. The micro format adds DECODE (the custom op TFLM_DECODE, which
+// expands its 1-bit lookup-table filters); the fully binary models add FULLY_CONNECTED and
+// CONCATENATION (their classifier and shortcuts).
+using Resolver = tflite::MicroMutableOpResolver<G_MODEL_DATA_OPERATOR_COUNT>;
 
-void add_operators(Resolver& resolver) {
-  resolver.AddAdd();
-  resolver.AddAveragePool2D();
-  resolver.AddConv2D();
-  resolver.AddDequantize();
-  resolver.AddMean();
-  resolver.AddMul();
-  resolver.AddPad();
-  resolver.AddQuantize();
-  resolver.AddSoftmax();
-#if G_MODEL_DATA_USES_DECODE
-  resolver.AddDecode();
-#endif
+#define ONEBIT_ADD_OPERATOR(method) ok = resolver.method() == kTfLiteOk && ok;
+
+bool add_operators(Resolver& resolver) {
+  bool ok = true;
+  G_MODEL_DATA_OPERATORS(ONEBIT_ADD_OPERATOR)
+  return ok;
 }
 
 // Writes one input into the model's input tensor. TFLite Micro may use the input buffer as scratch
@@ -104,11 +99,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   static Resolver resolver;
-  add_operators(resolver);
+  if (!add_operators(resolver)) {
+    std::printf("registering the model's %d operators failed\n", G_MODEL_DATA_OPERATOR_COUNT);
+    return 1;
+  }
   tflite::MicroInterpreter interpreter(model, resolver, tensor_arena, sizeof(tensor_arena));
   if (interpreter.AllocateTensors() != kTfLiteOk) {
-    std::printf("AllocateTensors failed: arena of %lu bytes too small?\n",
-                static_cast<unsigned long>(sizeof(tensor_arena)));
+    std::printf("AllocateTensors failed: an arena of %lu bytes too small, or an operator version "
+                "this TFLite Micro lacks\n", static_cast<unsigned long>(sizeof(tensor_arena)));
     return 1;
   }
   std::printf("arena used: %lu of %lu bytes\n",

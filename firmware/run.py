@@ -331,18 +331,10 @@ def export_folder(model, out):
 
 
 def import_library_quietly():
-    """Imports keras_onebit (and so TensorFlow) with fd 2 silenced, as `python -m keras_onebit`
-    does: TensorFlow's start-up lines would bury the progress lines."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-        import keras_onebit  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
+    """Imports keras_onebit (and so TensorFlow) with its quiet start-up (KERAS_ONEBIT_QUIET, as
+    `python -m keras_onebit` does): TensorFlow's start-up lines would bury the progress lines."""
+    os.environ.setdefault("KERAS_ONEBIT_QUIET", "1")
+    import keras_onebit  # noqa: F401
 
 
 def build_all(args):
@@ -393,7 +385,8 @@ def measure(elf, core, kernels, fmt, icount, order, reference, labels, count, mo
         reference=reference, labels=labels, macs=count, model_bytes=model_bytes)
     log(f"  flash {record['flash_bytes']:,} B, RAM {record['ram_bytes']:,} B, "
         f"{record['instructions_per_inference']:,} instructions per inference, outputs "
-        f"{'bit-identical' if record['outputs_bit_identical'] else 'DIFFERENT'}")
+        + ("bit-identical" if record["outputs_bit_identical"] else
+           f"within {record['outputs_max_ulp']} ulp of the Python interpreter's"))
     return firmware_report.check_record(record)
 
 

@@ -248,6 +248,21 @@ def test_micro_is_bit_identical_to_int8_in_tflm(converted, data):
     assert micro.custom_codes(compressed) == {"TFLM_DECODE"} and not micro.custom_codes(int8)
     _, int8_h = micro.c_source(int8, arena_size=arena)
     assert "#define G_MODEL_DATA_USES_DECODE 0\n" in int8_h
+    # the resolver's list: the operators of the file, DECODE only in the micro one
+    methods = micro.resolver_methods(compressed)
+    assert methods == sorted(micro.resolver_methods(int8) + ["AddDecode"])
+    assert f"#define G_MODEL_DATA_OPERATOR_COUNT {len(methods)}\n" in h
+    assert all(f"  X({m})" in h for m in methods) and "X(AddDecode)" not in int8_h
+
+
+def test_resolver_method_names():
+    assert [micro.resolver_method(op) for op in (
+        "AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SELECT_V2",
+        "RELU6", "L2_NORMALIZATION", "SPACE_TO_BATCH_ND", "TFLM_DECODE")] == [
+        "AddAveragePool2D", "AddConv2D", "AddDepthwiseConv2D", "AddFullyConnected",
+        "AddSelectV2", "AddRelu6", "AddL2Normalization", "AddSpaceToBatchNd", "AddDecode"]
+    with pytest.raises(export.ExportError, match="no resolver method for the custom operator"):
+        micro.resolver_method("LceBconv2d")
 
 
 def test_same_model_exported_twice_gives_identical_bytes(model, data, tmp_path):

@@ -111,6 +111,21 @@ def test_one_flipped_bit_is_not_identical():
     record = record_for(outputs, reference)
     assert record["outputs_bit_identical"] is False
     assert [o["bit_identical"] for o in record["outputs"]] == [True, False]
+    assert [o["max_ulp"] for o in record["outputs"]] == [0, 1]
+    assert record["outputs_max_ulp"] == 1 and record["tops_as_python"] is True
+    assert report.builds_markdown([record])[-1].endswith("| no: within 1 ulp |")
+
+
+def test_ulps_count_across_zero_and_tops_are_compared():
+    bits = report.float_bits
+    assert report.ulp_distance(bits([1.0, -0.0]), bits([1.0, 0.0])) == 0
+    smallest = float(np.nextafter(np.float32(0), np.float32(1)))
+    assert report.ulp_distance(bits([smallest]), bits([-smallest])) == 2
+    assert report.ulp_distance(bits([2.0]), bits([np.nextafter(np.float32(2), np.float32(3))])) == 1
+    outputs = {"gradient": probabilities(1), "test0.f32": probabilities(2)}
+    swapped = {name: values[::-1].copy() for name, values in outputs.items()}
+    record = record_for(outputs, swapped)
+    assert record["tops_as_python"] is False and record["outputs_max_ulp"] > 1000
 
 
 def test_parse_run_names_what_is_missing():
@@ -191,26 +206,38 @@ def test_make_firmware_without_tools_says_so(tmp_path):
 
 
 RESULTS = ROOT / "bench" / "results" / "firmware.json"
+# Every committed `make firmware` record: the default model's and others' (firmware_<id>.json)
+RECORDS = sorted((ROOT / "bench" / "results").glob("firmware*.json"))
 
 
-@pytest.mark.skipif(not RESULTS.is_file(), reason="no committed firmware measurement")
-def test_committed_measurement_is_consistent():
-    """bench/results/firmware.json (written by `make firmware`): every build has the promised
-    keys, its own arithmetic holds, its outputs matched the Python interpreter, the declared arena
-    sufficed; and the issue's targets for CMSIS-NN on Cortex-M4."""
-    measured = json.loads(RESULTS.read_text())
-    builds = measured["builds"]
-    assert {(b["core"], b["kernels"], b["format"]) for b in builds} >= {
-        (core, kernels, fmt) for core in ("cortex-m4", "cortex-m7")
-        for kernels in ("reference", "cmsis_nn") for fmt in ("micro", "int8")}
+def check_builds(builds):
+    """Every build has the promised keys, its own arithmetic holds, its outputs matched the
+    Python interpreter, the declared arena sufficed."""
     for b in map(report.check_record, builds):
         assert b["flash_bytes"] == b["text_bytes"] + b["data_bytes"]
         assert b["ram_bytes"] == (b["data_bytes"] + b["bss_bytes"] - b["arena_declared_bytes"]
                                   + b["arena_used_bytes"] + b["stack_peak_bytes"]
                                   + b["heap_peak_bytes"])
         assert b["arena_used_bytes"] <= b["arena_declared_bytes"]
-        assert b["outputs_bit_identical"] and all(o["bit_identical"] for o in b["outputs"])
         assert b["model_array_bytes"] == b["model_bytes"]
+        assert b["outputs_bit_identical"] == all(o["bit_identical"] for o in b["outputs"])
+
+
+def check_outputs_bit_identical(builds):
+    for b in builds:
+        assert b["outputs_bit_identical"], (b["core"], b["kernels"], b["format"])
+
+
+@pytest.mark.skipif(not RESULTS.is_file(), reason="no committed firmware measurement")
+def test_committed_measurement_is_consistent():
+    """bench/results/firmware.json (written by `make firmware`): every core, kernel set and
+    format, each consistent (check_builds); and the issue's targets for CMSIS-NN on Cortex-M4."""
+    builds = json.loads(RESULTS.read_text())["builds"]
+    assert {(b["core"], b["kernels"], b["format"]) for b in builds} >= {
+        (core, kernels, fmt) for core in ("cortex-m4", "cortex-m7")
+        for kernels in ("reference", "cmsis_nn") for fmt in ("micro", "int8")}
+    check_builds(builds)
+    check_outputs_bit_identical(builds)  # an int8 softmax: nothing left to the C library
     m4 = {b["format"]: b for b in builds if (b["core"], b["kernels"]) == ("cortex-m4", "cmsis_nn")}
     assert m4["micro"]["flash_bytes"] <= 0.35 * m4["int8"]["flash_bytes"]
     assert m4["micro"]["instructions_per_inference"] <= 1.10 * m4["int8"][
@@ -218,10 +245,28 @@ def test_committed_measurement_is_consistent():
     assert m4["micro"]["ram_with_declared_arena_bytes"] <= 256 * 1024
 
 
-@pytest.mark.skipif(not RESULTS.is_file(), reason="no committed firmware measurement")
-def test_deploy_micro_quotes_the_measurement():
-    """docs/DEPLOY_MICRO.md's tables are the ones the committed measurement gives."""
-    builds = json.loads(RESULTS.read_text())["builds"]
+@pytest.mark.parametrize("path", [p for p in RECORDS if p != RESULTS], ids=lambda p: p.name)
+def test_other_models_records_are_consistent(path):
+    """A record of another model (`make firmware MODEL=<id> FIRMWARE_ARGS="--results
+    bench/results/firmware_<id>.json"`): its own model, both formats on Cortex-M4 with both kernel
+    sets, each consistent; the outputs bit-identical to the Python interpreter's or, where the
+    model ends in a float SOFTMAX (the fully binary models: newlib's expf), within 4 ulp with the
+    same top classes."""
+    measured = json.loads(path.read_text())
+    assert path.name == f"firmware_{measured['model']}.json"
+    builds = measured["builds"]
+    assert {(b["core"], b["kernels"], b["format"]) for b in builds} >= {
+        ("cortex-m4", kernels, fmt) for kernels in ("reference", "cmsis_nn")
+        for fmt in ("micro", "int8")}
+    check_builds(builds)
+    for b in builds:
+        assert b["outputs_bit_identical"] or (b["outputs_max_ulp"] <= 4 and b["tops_as_python"])
+
+
+@pytest.mark.parametrize("path", RECORDS, ids=lambda p: p.name)
+def test_deploy_micro_quotes_the_measurement(path):
+    """docs/DEPLOY_MICRO.md's tables are the ones each committed measurement gives."""
+    builds = json.loads(path.read_text())["builds"]
     doc = (ROOT / "docs" / "DEPLOY_MICRO.md").read_text()
     assert "\n".join(report.builds_markdown(builds)) in doc
     assert "\n".join(report.fit_markdown(report.fit_builds(builds))) in doc
