@@ -103,7 +103,7 @@ def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=
         if fmt not in cache:
             if fmt == "micro":
                 cache[fmt] = micro.compress(converted("int8"))
-            elif fmt in SIGN_NOTES and signs:  # as convert does, from the float file made once
+            elif fmt in sign_int8.FORMAT_BITS and signs:  # as convert does, from one float file
                 cache[fmt] = sign_int8.quantize_sign_convs(converted("float"),
                                                            sign_int8.FORMAT_BITS[fmt])[0]
             elif fmt in bitpack.BASE:
