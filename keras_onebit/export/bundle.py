@@ -8,6 +8,7 @@ file sizes against the one-bit limit, max |difference| and argmax agreement
 against Keras on real images, LiteRT latency, TFLite Micro arena.
 """
 
+import dataclasses
 import pathlib
 import time
 
@@ -60,6 +61,20 @@ def prepare_dir(out_dir):
     return out_dir
 
 
+@dataclasses.dataclass
+class _Checks:
+    """How export_bundle measures each file."""
+    images: np.ndarray  # compared with Keras
+    reference: np.ndarray  # Keras's outputs on them
+    signs: bool  # the model binarizes conv inputs (exact-sign formats)
+    micro_images: int
+    threads: int
+    latency_runs: int
+    tflm_formats: tuple
+    out_dir: pathlib.Path
+    progress: object
+
+
 def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=None,
                   source="", micro_images=20, threads=2, latency_runs=30, command="",
                   tflm_formats=("int8", "packed_int8"), progress=print, expansion_record=True):
@@ -85,25 +100,46 @@ def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=
     say(f"Keras reference outputs on {len(images)} images")
     reference = model.predict(images, batch_size=100, verbose=0)
     mem = memory_summary(model, print_fn=lambda *a, **k: None)
-    limit = mem["onebit_bytes"]
-    rows = {}
-    signs = binary_activations(model)
-
+    checks = _Checks(images, reference, binary_activations(model), micro_images, threads,
+                     latency_runs, tuple(tflm_formats), out_dir, progress)
     say(f"packed archive {name}.onebit")
-    archive = out_dir / f"{name}.onebit"
-    save_packed(model, archive, metadata={"name": name, "source": source})
-    back = load_packed(archive).predict(images[:100], batch_size=100, verbose=0)
-    rows["archive"] = {"file": archive.name, "bytes": archive.stat().st_size,
-                       **report.compare(reference[:100], back),
-                       "notes": "load_packed(save_packed(m)) vs m"}
+    rows = {"archive": _archive_row(model, out_dir / f"{name}.onebit", name, source, checks)}
+    converted = _conversions(model, representative, checks.signs, expansion_record)
+    for fmt in formats:
+        say(f"{fmt}: converting")
+        rows[fmt] = _format_row(fmt, name, converted, checks, mem["onebit_bytes"])
+    say("report.json, report.md")
+    _add_ratios(rows, mem["onebit_bytes"])
+    return {
+        "model": {"name": name, "source": source, "binary_weights": mem["binary_weights"],
+                  "float_parameters": mem["float_parameters"],
+                  "onebit_limit_bytes": mem["onebit_bytes"], "float32_bytes": mem["float32_bytes"]},
+        "images": {"count": int(len(images)), "description": f"{len(images)} real images"},
+        "threads": threads, "latency_runs": latency_runs, "command": command,
+        "formats": rows, "seconds": time.perf_counter() - start,
+    }
 
+
+def _archive_row(model, archive, name, source, checks):
+    """The packed archive, written and loaded back: its size and its outputs."""
+    save_packed(model, archive, metadata={"name": name, "source": source})
+    back = load_packed(archive).predict(checks.images[:100], batch_size=100, verbose=0)
+    return {"file": archive.name, "bytes": archive.stat().st_size,
+            **report.compare(checks.reference[:100], back),
+            "notes": "load_packed(save_packed(m)) vs m"}
+
+
+def _conversions(model, representative, signs, expansion_record):
+    """fmt -> the file's bytes, each converted once: micro and packed_int8 reuse
+    int8's, and a fully binary net's exact-sign formats the float file, as `convert`
+    makes them."""
     cache = {}
 
-    def converted(fmt):  # each conversion once: micro and packed_int8 share the int8 one
+    def converted(fmt):
         if fmt not in cache:
             if fmt == "micro":
                 cache[fmt] = micro.compress(converted("int8"))
-            elif fmt in sign_int8.FORMAT_BITS and signs:  # as convert does, from one float file
+            elif fmt in sign_int8.FORMAT_BITS and signs:
                 cache[fmt] = sign_int8.quantize_sign_convs(converted("float"),
                                                            sign_int8.FORMAT_BITS[fmt])[0]
             elif fmt in bitpack.BASE:
@@ -113,47 +149,47 @@ def export_bundle(model, out_dir, images, representative, formats=FORMATS, name=
                 cache[fmt] = convert(model, fmt, representative)
         return cache[fmt]
 
-    for fmt in formats:
-        say(f"{fmt}: converting")
-        t0 = time.perf_counter()
-        data = converted(fmt)
-        path = write_bytes(out_dir / f"{name}_{fmt}.tflite", data)
-        row = {"file": path.name, "bytes": len(data), "convert_s": time.perf_counter() - t0,
-               "notes": NOTES[fmt]}
-        if signs and fmt in SIGN_NOTES:
-            row["notes"] = SIGN_NOTES[fmt]
-            row.update(report.sign_saturation(data, images[:micro_images]))
-        if fmt == "micro":
-            row.update(_micro_checks(data, converted("int8"), reference, images[:micro_images],
-                                     out_dir, progress))
-        else:
-            outputs = report.litert_outputs(data, images, threads)
-            row.update(report.compare(reference, outputs))
-            row["latency_ms"] = report.latency_ms(data, images[0], threads, latency_runs)
-            if fmt in tflm_formats:
-                row.update(_tflm_checks(data, reference, images[:micro_images]))
-            if fmt in bitpack.BASE:
-                row.update(_expansion_checks(data, converted(bitpack.BASE[fmt]), images,
-                                             threads, latency_runs))
-        progress(f"    {path.name}: {len(data):,} bytes ({len(data) / limit:.2f}x one-bit limit)"
-                 + (f", {row['latency_ms']:.2f} ms" if "latency_ms" in row else ""), flush=True)
-        rows[fmt] = row
+    return converted
 
-    say("report.json, report.md")
+
+def _format_row(fmt, name, converted, checks, limit):
+    """Converts `fmt`, writes its file and measures it: size, agreement with Keras,
+    latency, and the format's own checks (TFLite Micro, expansion, sign saturation)."""
+    t0 = time.perf_counter()
+    data = converted(fmt)
+    path = write_bytes(checks.out_dir / f"{name}_{fmt}.tflite", data)
+    row = {"file": path.name, "bytes": len(data), "convert_s": time.perf_counter() - t0,
+           "notes": NOTES[fmt]}
+    few = checks.images[:checks.micro_images]
+    if checks.signs and fmt in SIGN_NOTES:
+        row["notes"] = SIGN_NOTES[fmt]
+        row.update(report.sign_saturation(data, few))
+    if fmt == "micro":
+        row.update(_micro_checks(data, converted("int8"), checks.reference, few,
+                                 checks.out_dir, checks.progress))
+    else:
+        outputs = report.litert_outputs(data, checks.images, checks.threads)
+        row.update(report.compare(checks.reference, outputs))
+        row["latency_ms"] = report.latency_ms(data, checks.images[0], checks.threads,
+                                              checks.latency_runs)
+        if fmt in checks.tflm_formats:
+            row.update(_tflm_checks(data, checks.reference, few))
+        if fmt in bitpack.BASE:
+            row.update(_expansion_checks(data, converted(bitpack.BASE[fmt]), checks.images,
+                                         checks.threads, checks.latency_runs))
+    checks.progress(f"    {path.name}: {len(data):,} bytes ({len(data) / limit:.2f}x one-bit "
+                    "limit)" + (f", {row['latency_ms']:.2f} ms" if "latency_ms" in row else ""),
+                    flush=True)
+    return row
+
+
+def _add_ratios(rows, limit):
+    """Each row's size against the one-bit limit and latency against the float file."""
     float_ms = rows.get("float", {}).get("latency_ms")
     for row in rows.values():
         row["ratio_to_limit"] = row["bytes"] / limit
         if float_ms and row.get("latency_ms"):
             row["latency_vs_float"] = row["latency_ms"] / float_ms
-    result = {
-        "model": {"name": name, "source": source, "binary_weights": mem["binary_weights"],
-                  "float_parameters": mem["float_parameters"], "onebit_limit_bytes": limit,
-                  "float32_bytes": mem["float32_bytes"]},
-        "images": {"count": int(len(images)), "description": f"{len(images)} real images"},
-        "threads": threads, "latency_runs": latency_runs, "command": command,
-        "formats": rows, "seconds": time.perf_counter() - start,
-    }
-    return result
 
 
 def _expansion_checks(data, base, images, threads, latency_runs):
