@@ -110,9 +110,6 @@ def save_entry(
     root, folder = _entry_paths(out_dir, model_id)
     root.mkdir(parents=True, exist_ok=True)
     factory_kwargs = dict(factory_kwargs or {})
-    binary = model_is_binary(model)
-    shape = [int(d) for d in model.input_shape[1:]]
-    classes = int(factory_kwargs.get("classes", model.output_shape[-1]))
     tmp = root / f".{model_id}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -121,28 +118,9 @@ def save_entry(
         save_packed(model, weights, metadata={"hub_id": model_id, "factory": factory,
                                               "factory_kwargs": factory_kwargs,
                                               "dataset": dataset})
-        sha, size = sha256_file(weights), weights.stat().st_size
-        config = {
-            "format": folders.ENTRY_FORMAT,
-            "version": 1,
-            "id": model_id,
-            "factory": factory,
-            "factory_kwargs": factory_kwargs,
-            "classes": classes,
-            "input_shape": shape,
-            "dataset": dataset,
-            "binary": binary,
-            "preprocessing": PREPROCESSING,
-            "weights": folders.WEIGHTS_NAME,
-            "weights_sha256": sha,
-            "weights_bytes": size,
-            "metrics": metrics or {},
-            "training_command": training_command,
-            "licence": licence,
-            "source": source,
-            "notes": notes.strip() or None,
-            "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
+        config = _entry_config(model, model_id, factory, factory_kwargs, dataset, weights,
+                               metrics=metrics or {}, training_command=training_command,
+                               licence=licence, source=source, notes=notes.strip() or None)
         folders.check_fields(config, CONFIG_FIELDS, f"hub entry {model_id!r}")
         folders.write_json_atomic(tmp / folders.CONFIG_NAME, config)
         for path in extra_files:
@@ -277,6 +255,28 @@ def twin_id(model_id):
         if model_id.endswith(mine):
             return model_id[:-len(mine)] + other
     return None
+
+
+def _entry_config(model, model_id, factory, factory_kwargs, dataset, weights, **fields):
+    """config.json of the entry of `model` whose packed weights are the file `weights`;
+    `fields` (metrics, training_command, licence, source, notes) are written as given."""
+    return {
+        "format": folders.ENTRY_FORMAT,
+        "version": 1,
+        "id": model_id,
+        "factory": factory,
+        "factory_kwargs": factory_kwargs,
+        "classes": int(factory_kwargs.get("classes", model.output_shape[-1])),
+        "input_shape": [int(d) for d in model.input_shape[1:]],
+        "dataset": dataset,
+        "binary": model_is_binary(model),
+        "preprocessing": PREPROCESSING,
+        "weights": folders.WEIGHTS_NAME,
+        "weights_sha256": sha256_file(weights),
+        "weights_bytes": weights.stat().st_size,
+        **fields,
+        "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 def _twin_config(root, model_id):
