@@ -53,7 +53,7 @@ bench-peers: $(STAMP) $(PEERS_VENV)/.installed
 export-tflite: $(STAMP)
 	$(BIN)/python -m keras_onebit export --model $(MODEL) --out export/
 
-# Opt-in, outside `make test` and CI: the model's micro and int8 exports as Cortex-M4 / Cortex-M7
+# Opt-in, outside `make test` and CI: the model's micro and int8 exports as Cortex-M4, Cortex-M4F / Cortex-M7
 # firmware (reference and CMSIS-NN kernels), run under qemu-system-arm, with flash, RAM and
 # instruction counts (docs/DEPLOY_MICRO.md, "Firmware"). TFLM_SRC: a tflite-micro checkout with its
 # downloads in place. For the default model the report also goes to bench/results/firmware.json

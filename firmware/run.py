@@ -1,9 +1,11 @@
 """`make firmware`: an exported model as Cortex-M firmware, run under qemu-system-arm.
 
     python firmware/run.py --tflm_src ../tflite-micro [--model default] [--out export/]
-        [--cores cortex-m4,cortex-m7] [--kernels reference,cmsis_nn] [--formats micro,int8]
+        [--cores cortex-m4,cortex-m4+fp,cortex-m7] [--kernels reference,cmsis_nn]
+        [--formats micro,int8]
 
-For every core, kernel set and format: builds TFLite Micro (TARGET=cortex_m_qemu), links
+For every core, kernel set and format: builds TFLite Micro (TARGET=cortex_m_qemu; the
+Cortex-M4F, cortex-m4+fp, TARGET=cortex_m_generic with hard float), links
 examples/micro_main.cc with the model's C array and firmware/startup.c into a bare-metal
 image (firmware/mps2.ld), runs it on qemu's MPS2 board for that core with the gradient image
 and CIFAR-10 test images 0-4, counts the instructions of each inference (firmware/icount.c),
@@ -18,6 +20,7 @@ import json
 import os
 import pathlib
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -51,12 +54,15 @@ TOOLS = (
     ("make", "make"),
 )
 # Per core: the qemu board, its linker script (firmware/), and the tflite-micro Makefile target the
-# library is built with. No Cortex-M55 (qemu's mps3-an547): cortex_m_qemu compiles with
-# -mfloat-abi=soft, which turns its MVE (Helium) off, and with cortex_m_generic (hard float, MVE on)
-# Debian's arm-none-eabi-gcc 12.2 emits a conditional `vcvtne.f32.s32` its assembler rejects
-# (tflite-micro's resize_nearest_neighbor.cc at -O2; checked 2026-12-06).
+# library is built with. cortex_m_qemu compiles with -mfloat-abi=soft, so float operators run in
+# software; "cortex-m4+fp" is the Cortex-M4F (nRF52840, STM32F4): cortex_m_generic's hard-float
+# build (FPv4-SP) on the same board (qemu's Cortex-M4 has the FPU). No Cortex-M55 (qemu's
+# mps3-an547): cortex_m_qemu's soft float turns its MVE (Helium) off, and with cortex_m_generic
+# (hard float, MVE on) Debian's arm-none-eabi-gcc 12.2 emits a conditional `vcvtne.f32.s32` its
+# assembler rejects (tflite-micro's resize_nearest_neighbor.cc at -O2; checked 2026-12-06).
 CORES = {
     "cortex-m4": ("mps2-an386", "mps2.ld", "cortex_m_qemu"),
+    "cortex-m4+fp": ("mps2-an386", "mps2.ld", "cortex_m_generic"),
     "cortex-m7": ("mps2-an500", "mps2.ld", "cortex_m_qemu"),
 }
 KERNELS = ("reference", "cmsis_nn")
@@ -152,8 +158,17 @@ def library(src, core, kernels):
     tflm_make(src, core, kernels, "microlite")
     names = ("MICROLITE_LIB_PATH", "CXXFLAGS", "CCFLAGS", "INCLUDES", "CORE_OPTIMIZATION_LEVEL")
     text = tflm_make(src, core, kernels, *(f"print-{n}" for n in names), capture=True)
+    values = make_variables(text)
+    return src / values["MICROLITE_LIB_PATH"], {n: values[n] for n in names[1:]}
+
+
+def make_variables(text):
+    """{name: flags} of the Makefile's `print-NAME` lines, each split as the shell the Makefile
+    passes them to would split it (cortex_m_generic quotes its -D values: -D"ARMCM4" is
+    -DARMCM4); a *_PATH value stays one string."""
     values = dict(re.findall(r"^(\w+)=(.*)$", text, re.M))
-    return src / values["MICROLITE_LIB_PATH"], {n: values[n].split() for n in names[1:]}
+    return {name: value if name.endswith("_PATH") else shlex.split(value)
+            for name, value in values.items()}
 
 
 def model_sources(folder, model_bytes, image):

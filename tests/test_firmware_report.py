@@ -162,6 +162,19 @@ def test_fit_table_arithmetic():
     assert len(lines) == 2 + len(report.PARTS)
 
 
+def test_make_variables_split_as_a_shell_would():
+    """cortex_m_generic (the Cortex-M4F build) prints shell-quoted -D values; passed to the compiler
+    as they are printed, -D"ARMCM4" is no macro name."""
+    text = ('MICROLITE_LIB_PATH=gen/x/lib/libtensorflow-microlite.a\n'
+            'CXXFLAGS=-mcpu=cortex-m4 -mfloat-abi=hard '
+            '-DCMSIS_DEVICE_ARM_CORTEX_M_XX_HEADER_FILE=\\""ARMCM4".h\\" -D"ARMCM4"\n')
+    values = run.make_variables(text)
+    assert values["MICROLITE_LIB_PATH"] == "gen/x/lib/libtensorflow-microlite.a"
+    assert values["CXXFLAGS"] == ["-mcpu=cortex-m4", "-mfloat-abi=hard",
+                                  '-DCMSIS_DEVICE_ARM_CORTEX_M_XX_HEADER_FILE="ARMCM4.h"',
+                                  "-DARMCM4"]
+
+
 def test_missing_tools_one_line():
     with pytest.raises(run.FirmwareError) as e:
         run.check_tools(which=lambda tool: None if tool.startswith("arm-") else "/usr/bin/x")
@@ -251,7 +264,8 @@ def test_other_models_records_are_consistent(path):
     bench/results/firmware_<id>.json"`): its own model, both formats on Cortex-M4 with both kernel
     sets, each consistent; the outputs bit-identical to the Python interpreter's or, where the
     model ends in a float SOFTMAX (the fully binary models: newlib's expf), within 4 ulp with the
-    same top classes."""
+    same top classes; on the Cortex-M4F (hard float) within 8, its fused multiply-adds rounding once
+    where the host rounds twice."""
     measured = json.loads(path.read_text())
     assert path.name == f"firmware_{measured['model']}.json"
     builds = measured["builds"]
@@ -260,7 +274,8 @@ def test_other_models_records_are_consistent(path):
         for fmt in ("micro", "int8")}
     check_builds(builds)
     for b in builds:
-        assert b["outputs_bit_identical"] or (b["outputs_max_ulp"] <= 4 and b["tops_as_python"])
+        ulps = 8 if b["core"].endswith("+fp") else 4
+        assert b["outputs_bit_identical"] or (b["outputs_max_ulp"] <= ulps and b["tops_as_python"])
 
 
 @pytest.mark.parametrize("path", RECORDS, ids=lambda p: p.name)
