@@ -15,11 +15,14 @@ def set_threads():
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def probe(label, optimizer, steps):
-    """Trains `steps` steps with `optimizer`, printing `label`, the step and both accuracies every 100."""
+def probe(label, optimizer, steps, prepare=None):
+    """Trains `steps` steps with `optimizer`, printing `label`, the step and both accuracies every 100;
+    `prepare(net)`, when given, changes the fresh net first (kernel_scale.py)."""
     keras.utils.set_random_seed(0)
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     net = bireal.bireal_20_2(binary=True, classes=10)
+    if prepare is not None:
+        prepare(net)
     d = datasets.load_dataset("cifar10")
     mask = d["test_exact_mask"]
     xv, yv = d["x_test"][mask], d["y_test"][mask]
