@@ -15,15 +15,15 @@ os.environ["KERAS_ONEBIT_QUIET"] = "1"
 import keras_onebit  # noqa: E402,F401  (quiet start before TensorFlow)
 
 # isort: split
-import numpy as np  # noqa: E402
+import pathlib  # noqa: E402
 
+from keras_onebit import data  # noqa: E402
 from keras_onebit.export import report  # noqa: E402
 
-stem = "export/bireal_20_2-cifar10-1bit/bireal_20_2-cifar10-1bit_"
+folder = pathlib.Path("export/bireal_20_2-cifar10-1bit")
 formats = ("int8", "int4", "packed_int8", "float")
-files = {f: open(f"{stem}{f}.tflite", "rb").read() for f in formats}
-with np.load("../shared/data/cifar10.npz", allow_pickle=False) as cifar:
-    image = cifar["x_test"][0].astype("float32")
+files = {f: (folder / f"bireal_20_2-cifar10-1bit_{f}.tflite").read_bytes() for f in formats}
+image = data.load_dataset("cifar10")["x_test"][0].astype("float32")
 for round_ in range(3):
     for threads in (1, 2):
         ms = {f: report.latency_ms(data, image, threads, 100) for f, data in files.items()}

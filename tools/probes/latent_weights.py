@@ -1,14 +1,16 @@
 """Fully binary probe (2026-12-08): do the latent weights of `bireal_20_2-cifar10-1bit` still
 move? Its training accuracy stays at its test accuracy (0.70 after 126 epochs): it underfits.
 For each stage's binary 3x3 convs this prints the latent weights' median |w| at initialisation
-(a fresh `bireal_20_2`, he_normal: the same distribution, another draw) and after epochs 30, 62
-and 126 (the run's committed checkpoints), the share clipped at +-1, and the share of signs that
-flipped between the run's shipped cycle ends (14, 30, 62, 126; the signs of epoch 14 come from
-the hub file of that entry in git history, commit b9cd0a7), per epoch of each cycle. It writes
-tools/probes/latent_weights.png (histograms at initialisation and after epoch 126).
+(a fresh `bireal_20_2` drawn with seed 0, he_normal: the same distribution, another draw) and
+after epochs 30, 62 and 126 (the run's committed checkpoints), the share clipped at +-1, and the
+share of signs that flipped between the run's shipped cycle ends (14, 30, 62, 126; the signs of
+epoch 14 come from the hub file of that entry in git history, commit b9cd0a7), per epoch of each
+cycle. It writes tools/probes/latent_weights.png (histograms at initialisation and after epoch
+126).
 
     .venv/bin/python tools/probes/latent_weights.py   (from the repository root, with git)
 """
+import itertools
 import os
 import pathlib
 import subprocess
@@ -53,40 +55,45 @@ def stage(name):
     return name.split("_")[0]
 
 
-def table(weights, init):
-    stages = sorted({stage(n) for n in init})
-    print("| stage | median abs w: init / 30 / 62 / 126 | median abs(w126 - w30) | clipped at +-1, 126 | "
-          + " | ".join(f"flips {a}->{b} (per epoch)" for a, b in zip(CYCLE_ENDS, CYCLE_ENDS[1:]))
-          + " |")
-    for s in stages + ["all"]:
-        names = [n for n in init if s in ("all", stage(n))]
+def by_stage(kernel_sets):
+    """{stage, and "all": {key: the latent weights of its convs, flattened}} of
+    {key: {layer name: kernel}}: each group concatenated once for the table and the PNG."""
+    names = list(kernel_sets["init"])
+    groups = {s: [n for n in names if stage(n) == s] for s in sorted({stage(n) for n in names})}
+    groups["all"] = names
+    return {s: {key: np.concatenate([kernels[n].ravel() for n in group])
+                for key, kernels in kernel_sets.items()}
+            for s, group in groups.items()}
 
-        def cat(w, names=names):
-            return np.concatenate([w[n].ravel() for n in names])
 
-        medians = " / ".join(f"{np.median(np.abs(cat(w))):.4f}"
-                             for w in (init, *(weights[e] for e in CYCLE_ENDS[1:])))
-        moved = np.median(np.abs(cat(weights[126]) - cat(weights[30])))
-        clipped = np.mean(np.abs(cat(weights[126])) >= 0.999)
+def table(flat):
+    pairs = list(itertools.pairwise(CYCLE_ENDS))
+    print("| stage | median abs w: init / 30 / 62 / 126 | median abs(w126 - w30) | "
+          "clipped at +-1, 126 | "
+          + " | ".join(f"flips {a}->{b} (per epoch)" for a, b in pairs) + " |")
+    for s, w in flat.items():
+        medians = " / ".join(f"{np.median(np.abs(w[key])):.4f}" for key in ("init", 30, 62, 126))
+        moved = np.median(np.abs(w[126] - w[30]))
+        clipped = np.mean(np.abs(w[126]) >= 0.999)
         flips = []
-        for a, b in zip(CYCLE_ENDS, CYCLE_ENDS[1:]):
-            share = np.mean(np.sign(cat(weights[a])) != np.sign(cat(weights[b])))
+        for a, b in pairs:
+            share = np.mean(np.sign(w[a]) != np.sign(w[b]))
             flips.append(f"{share:.3f} ({share / (b - a):.4f})")
         print(f"| {s} | {medians} | {moved:.4f} | {clipped:.4f} | " + " | ".join(flips) + " |")
 
 
-def histograms(weights, init, out):
+def histograms(flat, out):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    stages = sorted({stage(n) for n in init})
+    stages = [s for s in flat if s != "all"]
     fig, axes = plt.subplots(1, len(stages), figsize=(4 * len(stages), 3.2))
     for ax, s in zip(axes, stages, strict=True):
-        for label, w in (("initialisation", init), ("after epoch 126", weights[126])):
-            values = np.concatenate([w[n].ravel() for n in w if stage(n) == s])
-            ax.hist(values, bins=120, range=(-0.3, 0.3), histtype="step", density=True, label=label)
+        for label, key in (("initialisation", "init"), ("after epoch 126", 126)):
+            ax.hist(flat[s][key], bins=120, range=(-0.3, 0.3), histtype="step", density=True,
+                    label=label)
         ax.set_title(f"{s}: latent weights of the binary convs")
         ax.set_xlabel("w")
     axes[0].legend()
@@ -96,10 +103,12 @@ def histograms(weights, init, out):
 
 
 def main():
-    init = kernels(models.bireal_20_2(binary=True, classes=10))
-    weights = {epoch: at_epoch(epoch) for epoch in CYCLE_ENDS}
-    table(weights, init)
-    histograms(weights, init, ROOT / "tools/probes/latent_weights.png")
+    keras.utils.set_random_seed(0)  # the initialisation drawn for comparison, the same each run
+    kernel_sets = {"init": kernels(models.bireal_20_2(binary=True, classes=10))}
+    kernel_sets.update({epoch: at_epoch(epoch) for epoch in CYCLE_ENDS})
+    flat = by_stage(kernel_sets)
+    table(flat)
+    histograms(flat, ROOT / "tools/probes/latent_weights.png")
 
 
 if __name__ == "__main__":
